@@ -1,0 +1,42 @@
+"""Run the OTLP/HTTP collector:  python -m tokenpulse.collectors  (or `tokenpulse collector`)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from tokenpulse.schemas.tenants import load_tenants
+from tokenpulse.settings import Settings
+
+from .kafka_writer import HeartbeatThread, SpanWriter
+from .otlp_http import TraceReceiver, make_server
+
+log = logging.getLogger("tokenpulse.collector")
+
+
+def _exit_on_signal(signum, _frame) -> None:
+    raise SystemExit(0)
+
+
+def run(settings: Settings) -> None:
+    cfg = settings.collector
+    tenants = load_tenants(cfg.tenants_file)
+    writer = SpanWriter(settings.kafka, collector_id=cfg.collector_id, timeout_s=cfg.produce_timeout_s)
+    heartbeats = HeartbeatThread(writer, cfg.heartbeat_interval_ms)
+    server = make_server(TraceReceiver(tenants, writer, max_body_bytes=cfg.max_body_bytes), cfg)
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # `tokenpulse down` sends SIGTERM
+    heartbeats.start()
+    log.info("collector %s listening on http://%s:%d/v1/traces (%d tenants) -> Kafka %s",
+             cfg.collector_id, cfg.host, cfg.port, len(tenants.tenants), settings.kafka.bootstrap_servers)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        heartbeats.stop()
+        server.server_close()
+        writer.close()
+        log.info("collector stopped")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    run(Settings())

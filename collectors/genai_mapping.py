@@ -1,0 +1,180 @@
+"""Map one decoded OTLP span to a TokenSpan, a Rejection with a reason, or None.
+
+None means "not an LLM call" (no gen_ai.* provider/model/usage attribute): such spans are
+ignored, not dead-lettered, because apps send plenty of ordinary spans.
+
+The tenant is always the one the API key belongs to; any tenant-looking attribute in the
+payload is ignored. Prompt and completion content is never copied into the event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from tokenpulse.schemas import semconv as sc
+from tokenpulse.schemas.events import CallStatus, DeadLetter, RuntimeKind, TokenSpan
+
+from .otlp_decode import STATUS_CODE_ERROR, OtlpSpan
+
+EXCERPT_MAX_CHARS = 1500
+EXCERPT_VALUE_MAX_CHARS = 80
+OPERATIONS_WITHOUT_OUTPUT = frozenset({"embeddings", "embedding"})
+
+# Older names still emitted in the wild (semconv < 1.37, OpenLLMetry) as fallbacks.
+_PROVIDER_KEYS = (sc.PROVIDER_NAME, "gen_ai.system")
+_INPUT_KEYS = (sc.INPUT_TOKENS, "gen_ai.usage.prompt_tokens")
+_OUTPUT_KEYS = (sc.OUTPUT_TOKENS, "gen_ai.usage.completion_tokens")
+_LLM_MARKERS = (*_PROVIDER_KEYS, sc.REQUEST_MODEL, sc.RESPONSE_MODEL, *_INPUT_KEYS, *_OUTPUT_KEYS)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    span: OtlpSpan
+
+    def dead_letter(self, tenant: str, received_ms: int) -> DeadLetter:
+        return DeadLetter(
+            tenant=tenant,
+            stage="collector",
+            reason=self.reason[:2000],
+            received_ms=received_ms,
+            trace_id=self.span.trace_id[:64] or None,
+            span_id=self.span.span_id[:32] or None,
+            excerpt=content_free_excerpt(self.span),
+        )
+
+
+class _Bad(ValueError):
+    pass
+
+
+def is_llm_span(span: OtlpSpan) -> bool:
+    return any(k in span.attributes for k in _LLM_MARKERS)
+
+
+def map_span(span: OtlpSpan, *, tenant: str, received_ms: int) -> TokenSpan | Rejection | None:
+    if not is_llm_span(span):
+        return None
+    try:
+        return _build(span, tenant, received_ms)
+    except _Bad as exc:
+        return Rejection(str(exc), span)
+    except ValidationError as exc:
+        return Rejection(_explain(exc), span)
+
+
+def _build(span: OtlpSpan, tenant: str, received_ms: int) -> TokenSpan:
+    a, r = span.attributes, span.resource
+    is_error = span.status_code == STATUS_CODE_ERROR or a.get(sc.ERROR_TYPE) is not None
+    operation = _label(a.get(sc.OPERATION_NAME)) or "chat"
+
+    provider = _label(_first(a, _PROVIDER_KEYS))
+    if not provider:
+        raise _Bad(f"missing {sc.PROVIDER_NAME} (or legacy gen_ai.system): cannot tell who served the call")
+    request_model = _label(a.get(sc.REQUEST_MODEL))
+    response_model = _label(a.get(sc.RESPONSE_MODEL))
+    model = response_model or request_model
+    if not model:
+        raise _Bad(f"missing {sc.REQUEST_MODEL} and {sc.RESPONSE_MODEL}: cannot price the call")
+
+    # A failed call may legitimately report no usage (rate limit, timeout): it cost nothing.
+    input_tokens = _count(a, _INPUT_KEYS, required=not is_error)
+    output_tokens = _count(a, _OUTPUT_KEYS, required=not is_error and operation not in OPERATIONS_WITHOUT_OUTPUT)
+
+    kind_raw = _label(a.get(sc.RUNTIME_KIND) or r.get(sc.RUNTIME_KIND))
+    if kind_raw and kind_raw not in RuntimeKind.__members__:
+        raise _Bad(f"{sc.RUNTIME_KIND}={kind_raw!r} is not one of cloud, edge")
+    runtime_kind = RuntimeKind(kind_raw) if kind_raw else (
+        RuntimeKind.edge if provider in sc.EDGE_PROVIDERS else RuntimeKind.cloud
+    )
+    runtime_id = _label(a.get(sc.RUNTIME_ID) or r.get(sc.RUNTIME_ID))
+    if not runtime_id:
+        runtime_id = _label(r.get(sc.HOST_NAME)) if runtime_kind is RuntimeKind.edge else provider
+    runtime_id = runtime_id or "unknown"
+
+    return TokenSpan(
+        tenant=tenant,
+        service=_label(r.get(sc.SERVICE_NAME)) or "unknown_service",
+        team=_label(a.get(sc.TEAM) or r.get(sc.TEAM)) or "unassigned",
+        agent_id=_label(a.get(sc.AGENT_ID)),
+        agent_name=_label(a.get(sc.AGENT_NAME)),
+        session_id=_label(a.get(sc.CONVERSATION_ID)),
+        tool_name=_label(a.get(sc.TOOL_NAME)),
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        operation=operation,
+        provider=provider,
+        request_model=request_model,
+        response_model=response_model,
+        model=model,
+        runtime_kind=runtime_kind,
+        runtime_id=runtime_id,
+        start_ms=span.start_ns // 1_000_000,
+        end_ms=span.end_ns // 1_000_000,
+        received_ms=received_ms,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=_count(a, (sc.CACHE_READ_INPUT_TOKENS,), required=False),
+        cache_creation_input_tokens=_count(a, (sc.CACHE_CREATION_INPUT_TOKENS,), required=False),
+        reasoning_tokens=_count(a, (sc.REASONING_OUTPUT_TOKENS,), required=False),
+        status=CallStatus.error if is_error else CallStatus.ok,
+        error_type=_label(a.get(sc.ERROR_TYPE)),
+    )
+
+
+def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if attrs.get(k) is not None:
+            return attrs[k]
+    return None
+
+
+def _label(v: Any) -> str | None:
+    """A string attribute, stripped; over-long values are left for the model to reject."""
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        v = str(v)
+    v = v.strip()
+    return v or None
+
+
+def _count(attrs: dict[str, Any], keys: tuple[str, ...], *, required: bool) -> int:
+    v = _first(attrs, keys)
+    if v is None:
+        if required:
+            raise _Bad(f"missing token count {keys[0]}")
+        return 0
+    # bool is an int subclass in Python; a boolean token count is a sender bug.
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+        raise _Bad(f"token count {keys[0]} must be a whole number, got {v!r:.40}")
+    if v < 0:
+        raise _Bad(f"token count {keys[0]} is negative ({int(v)})")
+    return int(v)
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(x) for x in e["loc"]) or "span"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def content_free_excerpt(span: OtlpSpan) -> str:
+    """Attribute keys and short scalar values, never prompt/completion content."""
+    shown = {}
+    for k, v in list(span.attributes.items())[:60]:
+        if k in sc.CONTENT_ATTRIBUTES:
+            shown[k] = "<content dropped>"
+        elif isinstance(v, (int, float, bool)) or v is None:
+            shown[k] = v
+        else:
+            text = str(v)
+            shown[k] = text if len(text) <= EXCERPT_VALUE_MAX_CHARS else f"{text[:EXCERPT_VALUE_MAX_CHARS]}…({len(text)} chars)"
+    return json.dumps({"name": span.name[:120], "attributes": shown}, default=str)[:EXCERPT_MAX_CHARS]

@@ -1,0 +1,128 @@
+"""The loader loop: consume -> convert -> insert -> commit.
+
+Flush order (per batch): insert every table's rows, then commit the Kafka offsets. A crash
+between the two re-delivers the batch; the tables' sort keys make the re-insert replace
+itself, so delivery is at-least-once and storage is effectively-once.
+A failed insert is retried with backoff and the batch is kept; nothing is committed until
+it lands. A record that cannot be converted becomes a dead-letter row, never a stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from kafka import KafkaConsumer
+
+from tokenpulse.schemas import topics
+from tokenpulse.settings import KafkaSettings, LoaderSettings
+
+from . import rows
+from .clickhouse import LockedClient
+
+log = logging.getLogger(__name__)
+
+SOURCE_TOPICS = (topics.PRICED_SPANS.name, topics.ROLLUPS_1M.name, topics.DEAD_LETTERS.name)
+MAX_BACKOFF_S = 30.0
+
+
+@dataclass
+class Batch:
+    token_spans: list[list] = field(default_factory=list)
+    spend_1m: list[list] = field(default_factory=list)
+    dead_letters: list[list] = field(default_factory=list)
+    records: int = 0
+
+    def add(self, topic: str, partition: int, offset: int, value: bytes) -> None:
+        self.records += 1
+        try:
+            doc = rows.parse(value)
+            if topic == topics.PRICED_SPANS.name:
+                self.token_spans.append(rows.priced_span_row(doc))
+                if doc.get("is_late"):
+                    self.spend_1m.append(rows.late_span_rollup_row(doc))
+            elif topic == topics.ROLLUPS_1M.name:
+                self.spend_1m.append(rows.rollup_row(doc))
+            else:
+                self.dead_letters.append(rows.dead_letter_row(doc, topic, partition, offset))
+        except (rows.BadRecord, KeyError, TypeError, ValueError) as exc:
+            reason = f"loader could not use record from {topic}: {exc}"
+            log.warning("%s (partition %d offset %d)", reason, partition, offset)
+            self.dead_letters.append(
+                rows.loader_dead_letter_row(reason, value, topic, partition, offset, int(time.time() * 1000))
+            )
+
+
+@dataclass
+class LoaderStats:
+    batches: int = 0
+    records: int = 0
+    token_spans: int = 0
+    spend_1m: int = 0
+    dead_letters: int = 0
+
+
+class KafkaToClickHouse:
+    def __init__(self, kafka: KafkaSettings, cfg: LoaderSettings, store: LockedClient) -> None:
+        self.cfg, self.store = cfg, store
+        self.stats = LoaderStats()
+        self._running = True
+        self.consumer = KafkaConsumer(
+            *SOURCE_TOPICS,
+            **kafka.client_options(),
+            group_id=cfg.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=cfg.batch_max_rows,
+            client_id="tokenpulse-loader",
+        )
+
+    def stop(self) -> None:
+        self._running = False
+
+    def run(self) -> None:
+        while self._running:
+            batch = self._collect()
+            if batch.records:
+                self._flush(batch)
+        self.consumer.close()
+
+    def _collect(self) -> Batch:
+        batch = Batch()
+        deadline = time.monotonic() + self.cfg.batch_max_ms / 1000
+        while self._running and batch.records < self.cfg.batch_max_rows:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            polled = self.consumer.poll(timeout_ms=remaining_ms, max_records=self.cfg.batch_max_rows - batch.records)
+            for tp, records in polled.items():
+                for r in records:
+                    batch.add(tp.topic, tp.partition, r.offset, r.value)
+        return batch
+
+    def _flush(self, batch: Batch) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                for table, data, columns in (
+                    ("token_spans", batch.token_spans, rows.TOKEN_SPAN_COLUMNS),
+                    ("spend_1m", batch.spend_1m, rows.SPEND_1M_COLUMNS),
+                    ("dead_letters", batch.dead_letters, rows.DEAD_LETTER_COLUMNS),
+                ):
+                    if data:
+                        self.store.insert(table, data, columns)
+                break
+            except Exception as exc:  # noqa: BLE001 - the store may be down; keep the batch and retry
+                log.warning("insert failed (%s); retrying in %.1f s, batch kept, offsets not committed", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+        self.consumer.commit()
+        s = self.stats
+        s.batches += 1
+        s.records += batch.records
+        s.token_spans += len(batch.token_spans)
+        s.spend_1m += len(batch.spend_1m)
+        s.dead_letters += len(batch.dead_letters)
+        log.info("batch %d: %d records -> token_spans %d, spend_1m %d, dead_letters %d",
+                 s.batches, batch.records, len(batch.token_spans), len(batch.spend_1m), len(batch.dead_letters))

@@ -1,0 +1,117 @@
+"""Turn Kafka JSON records into ClickHouse rows.
+
+Numbers are parsed as Decimal (never float) so cost stays exact from Flink to ClickHouse.
+A record that does not fit raises BadRecord with a reason; the loader stores that as a
+dead letter instead of stopping.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+
+TOKEN_SPAN_COLUMNS = [
+    "tenant", "service", "team", "agent_id", "agent_name", "session_id", "tool_name",
+    "trace_id", "span_id", "parent_span_id", "operation", "provider", "request_model", "response_model",
+    "model", "runtime_kind", "runtime_id", "start_time", "end_time", "received_at",
+    "input_tokens", "output_tokens", "cached_input_tokens", "cache_creation_input_tokens", "reasoning_tokens",
+    "status", "error_type", "priced", "cost_usd", "is_late",
+]
+SPEND_1M_COLUMNS = [
+    "tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id", "window_start", "part",
+    "calls", "error_calls", "unpriced_calls", "input_tokens", "cached_input_tokens",
+    "cache_creation_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd",
+]
+DEAD_LETTER_COLUMNS = [
+    "tenant", "stage", "reason", "received_at", "trace_id", "span_id", "excerpt",
+    "kafka_topic", "kafka_partition", "kafka_offset",
+]
+_TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "cache_creation_input_tokens", "output_tokens", "reasoning_tokens")
+
+
+class BadRecord(ValueError):
+    pass
+
+
+def parse(value: bytes) -> dict:
+    try:
+        doc = json.loads(value, parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRecord(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRecord("record is not a JSON object")
+    return doc
+
+
+def _ms(value, field: str) -> datetime:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRecord(f"{field} must be epoch milliseconds, got {value!r:.40}")
+    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def _money(value, field: str = "cost_usd") -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise BadRecord(f"{field} must be a decimal number, got {value!r:.40}")
+    return Decimal(value)
+
+
+def _require(doc: dict, fields: list[str]) -> None:
+    missing = [f for f in fields if doc.get(f) is None]
+    if missing:
+        raise BadRecord(f"missing field(s): {', '.join(missing)}")
+
+
+def priced_span_row(doc: dict) -> list:
+    _require(doc, ["tenant", "trace_id", "span_id", "model", "end_ms", "cost_usd", "priced", "is_late"])
+    row = dict(doc)
+    row["start_time"] = _ms(doc.get("start_ms"), "start_ms")
+    row["end_time"] = _ms(doc["end_ms"], "end_ms")
+    row["received_at"] = _ms(doc.get("received_ms"), "received_ms")
+    row["cost_usd"] = _money(doc["cost_usd"])
+    for f in _TOKEN_FIELDS:
+        row[f] = int(doc.get(f) or 0)
+    return [row.get(c) for c in TOKEN_SPAN_COLUMNS]
+
+
+def late_span_rollup_row(doc: dict) -> list:
+    """A span that missed its window becomes its own one-call part of that minute."""
+    end = _ms(doc["end_ms"], "end_ms")
+    row = {c: doc.get(c) for c in ("tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id")}
+    row.update(
+        window_start=end.replace(second=0, microsecond=0),
+        part=f"{doc['trace_id']}:{doc['span_id']}",
+        calls=1,
+        error_calls=int(doc.get("status") == "error"),
+        unpriced_calls=int(not doc["priced"]),
+        cost_usd=_money(doc["cost_usd"]),
+        **{f: int(doc.get(f) or 0) for f in _TOKEN_FIELDS},
+    )
+    return [row[c] for c in SPEND_1M_COLUMNS]
+
+
+def rollup_row(doc: dict) -> list:
+    _require(doc, ["tenant", "window_start", "calls", "cost_usd"])
+    try:
+        start = datetime.fromisoformat(str(doc["window_start"])).replace(tzinfo=timezone.utc)  # job runs in UTC
+    except ValueError:
+        raise BadRecord(f"window_start {doc['window_start']!r:.40} is not a timestamp") from None
+    row = dict(doc)
+    row.update(window_start=start, part="", cost_usd=_money(doc["cost_usd"]))
+    for f in ("calls", "error_calls", "unpriced_calls", *_TOKEN_FIELDS):
+        row[f] = int(doc.get(f) or 0)
+    return [row.get(c) for c in SPEND_1M_COLUMNS]
+
+
+def dead_letter_row(doc: dict, topic: str, partition: int, offset: int) -> list:
+    row = dict(doc)
+    row["received_at"] = _ms(doc.get("received_ms"), "received_ms")
+    row.update(kafka_topic=topic, kafka_partition=partition, kafka_offset=offset)
+    row.setdefault("excerpt", "")
+    return [row.get(c) for c in DEAD_LETTER_COLUMNS]
+
+
+def loader_dead_letter_row(reason: str, value: bytes, topic: str, partition: int, offset: int, now_ms: int) -> list:
+    """A record the loader itself could not use (bad JSON, missing fields)."""
+    excerpt = value[:500].decode("utf-8", errors="replace")
+    return ["unknown", "loader", reason[:2000], _ms(now_ms, "now"), None, None, excerpt, topic, partition, offset]

@@ -1,0 +1,138 @@
+"""Versioned event models carried on Kafka.
+
+`TokenSpan` is one LLM call as tokenpulse sees it after the collector. Field names are
+the JSON keys on the wire and the column names in Flink and ClickHouse, so a rename
+here is a schema change: bump SCHEMA_VERSION and add a migration.
+
+Token counts follow the OTel GenAI conventions: `cached_input_tokens` and
+`cache_creation_input_tokens` are subsets of `input_tokens`; `reasoning_tokens` is a
+subset of `output_tokens`. The model validator enforces that, so no token can be priced
+twice downstream.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+# Bounds that keep one hostile attribute from bloating every downstream store.
+MAX_LABEL_CHARS = 256
+MAX_TOKENS_PER_CALL = 100_000_000  # far above any context window; guards against garbage
+
+
+class RuntimeKind(str, Enum):
+    cloud = "cloud"
+    edge = "edge"
+
+
+class CallStatus(str, Enum):
+    ok = "ok"
+    error = "error"
+
+
+Label = Field(min_length=1, max_length=MAX_LABEL_CHARS)
+OptionalLabel = Field(default=None, max_length=MAX_LABEL_CHARS)
+TokenCount = Field(default=0, ge=0, le=MAX_TOKENS_PER_CALL)
+
+
+class TokenSpan(BaseModel):
+    """One LLM call (an OTel span with gen_ai.* attributes), validated and tenant-stamped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["span"] = "span"
+
+    # Who: the tenant comes from the sender's API key, never from the payload.
+    tenant: str = Label
+    service: str = Label  # OTel resource `service.name`: the app
+    team: str = Label
+    agent_id: str | None = OptionalLabel
+    agent_name: str | None = OptionalLabel
+    session_id: str | None = OptionalLabel  # gen_ai.conversation.id
+    tool_name: str | None = OptionalLabel
+
+    # Which span: identity for deduplication is (tenant, trace_id, span_id).
+    trace_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    span_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    parent_span_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
+
+    # What: provider and model. `model` is the one priced: response model, else request model.
+    operation: str = Label
+    provider: str = Label
+    request_model: str | None = OptionalLabel
+    response_model: str | None = OptionalLabel
+    model: str = Label
+    runtime_kind: RuntimeKind
+    runtime_id: str = Label
+
+    # When: epoch milliseconds (UTC). end_ms is the event time used for windows.
+    start_ms: int = Field(ge=0)
+    end_ms: int = Field(ge=0)
+    received_ms: int = Field(ge=0)
+
+    # How much.
+    input_tokens: int = TokenCount
+    output_tokens: int = TokenCount
+    cached_input_tokens: int = TokenCount
+    cache_creation_input_tokens: int = TokenCount
+    reasoning_tokens: int = TokenCount
+
+    status: CallStatus = CallStatus.ok
+    error_type: str | None = OptionalLabel
+
+    @model_validator(mode="after")
+    def _subsets_and_order(self) -> "TokenSpan":
+        if self.end_ms < self.start_ms:
+            raise ValueError(f"span ends before it starts (start_ms={self.start_ms}, end_ms={self.end_ms})")
+        if self.cached_input_tokens + self.cache_creation_input_tokens > self.input_tokens:
+            raise ValueError(
+                "cache read + cache creation tokens "
+                f"({self.cached_input_tokens}+{self.cache_creation_input_tokens}) exceed input_tokens "
+                f"({self.input_tokens}); per OTel GenAI conventions they are subsets of input tokens"
+            )
+        if self.reasoning_tokens > self.output_tokens:
+            raise ValueError(
+                f"reasoning tokens ({self.reasoning_tokens}) exceed output_tokens ({self.output_tokens}); "
+                "per OTel GenAI conventions reasoning tokens are a subset of output tokens"
+            )
+        return self
+
+    def kafka_key(self) -> bytes:
+        """Keeps one agent session's calls in one partition, in order."""
+        return f"{self.tenant}|{self.session_id or self.trace_id}".encode()
+
+
+class Heartbeat(BaseModel):
+    """A watermark heartbeat: lets event time advance on partitions with no traffic.
+
+    Collectors write one to every partition of the spans topic each interval; the Flink
+    job uses it only for its watermark and discards it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["heartbeat"] = "heartbeat"
+    end_ms: int = Field(ge=0)
+    collector_id: str = Label
+
+
+class DeadLetter(BaseModel):
+    """Something tokenpulse could not accept, and why. Written to the dead-letter topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    tenant: str
+    stage: Literal["collector", "loader", "stream"]
+    reason: str = Field(max_length=2000)
+    received_ms: int
+    trace_id: str | None = None
+    span_id: str | None = None
+    # A bounded, content-free excerpt of what was rejected (attribute keys and small values).
+    excerpt: str = Field(default="", max_length=4000)

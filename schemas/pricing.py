@@ -1,0 +1,151 @@
+"""The price table as validated data.
+
+Money is exact decimal end to end: prices are `Decimal` here, `DECIMAL(38, 12)` in Flink,
+`Decimal(38, 12)` in ClickHouse, and plain JSON numbers (parsed back as Decimal) on Kafka.
+A price per million tokens may have at most 6 decimal places, so the price of one token
+has at most 12 and every per-call cost is exact at scale 12 (no rounding anywhere).
+
+Token classes (OTel GenAI conventions): cache-read and cache-creation tokens are subsets of
+input tokens, reasoning tokens a subset of output tokens. A call costs
+    (input - cache_read - cache_creation) * input_price
+  + cache_read * cached_input_price + cache_creation * cache_creation_price
+  + output * output_price            # reasoning tokens are billed as output tokens
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_PRICES_FILE = Path(__file__).with_name("prices.yaml")
+MAX_PRICE_DECIMALS = 6
+TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
+
+Price = Field(ge=Decimal(0), le=Decimal(1_000_000))
+OptionalPrice = Field(default=None, ge=Decimal(0), le=Decimal(1_000_000))  # None: same as input price
+
+
+class ModelPrice(BaseModel):
+    """Prices of one model, valid from `effective_from` (inclusive) to `effective_to` (exclusive)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    input_usd_per_mtok: Decimal = Price
+    cached_input_usd_per_mtok: Decimal | None = OptionalPrice
+    cache_creation_input_usd_per_mtok: Decimal | None = OptionalPrice
+    output_usd_per_mtok: Decimal = Price
+    effective_from: date
+    effective_to: date | None = None
+    source: str = Field(min_length=8, description="URL or document the price was taken from")
+    note: str = ""
+
+    @field_validator(
+        "input_usd_per_mtok", "cached_input_usd_per_mtok", "cache_creation_input_usd_per_mtok", "output_usd_per_mtok"
+    )
+    @classmethod
+    def _at_most_six_decimals(cls, v: Decimal | None) -> Decimal | None:
+        if v is not None and v.as_tuple().exponent < -MAX_PRICE_DECIMALS:
+            raise ValueError(f"{v} has more than {MAX_PRICE_DECIMALS} decimal places per million tokens")
+        return v
+
+    @model_validator(mode="after")
+    def _period(self) -> "ModelPrice":
+        if self.effective_to is not None and self.effective_to <= self.effective_from:
+            raise ValueError(f"effective_to {self.effective_to} is not after effective_from {self.effective_from}")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.model, *self.aliases)
+
+    def per_token(self, usd_per_mtok: Decimal | None, fallback: Decimal) -> Decimal:
+        """USD for one token, exact (scale <= 12)."""
+        return (usd_per_mtok if usd_per_mtok is not None else fallback) / TOKENS_PER_PRICE_UNIT
+
+    @property
+    def input_per_token(self) -> Decimal:
+        return self.per_token(self.input_usd_per_mtok, self.input_usd_per_mtok)
+
+    @property
+    def cached_input_per_token(self) -> Decimal:
+        return self.per_token(self.cached_input_usd_per_mtok, self.input_usd_per_mtok)
+
+    @property
+    def cache_creation_per_token(self) -> Decimal:
+        return self.per_token(self.cache_creation_input_usd_per_mtok, self.input_usd_per_mtok)
+
+    @property
+    def output_per_token(self) -> Decimal:
+        return self.per_token(self.output_usd_per_mtok, self.output_usd_per_mtok)
+
+    def effective_from_ms(self) -> int:
+        return _date_ms(self.effective_from)
+
+    def effective_to_ms(self) -> int | None:
+        return None if self.effective_to is None else _date_ms(self.effective_to)
+
+
+def _date_ms(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+class PriceTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    currency: str = Field(pattern=r"^USD$")
+    prices: tuple[ModelPrice, ...]
+
+    @model_validator(mode="after")
+    def _no_overlapping_periods(self) -> "PriceTable":
+        errors = []
+        seen: dict[tuple[str, str], list[ModelPrice]] = {}
+        for p in self.prices:
+            for name in p.names:
+                for other in seen.get((p.provider, name), []):
+                    if _overlaps(p, other):
+                        errors.append(
+                            f"{p.provider}/{name}: periods from {other.effective_from} and {p.effective_from} overlap"
+                        )
+                seen.setdefault((p.provider, name), []).append(p)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def price_at(self, provider: str, model: str, at_ms: int) -> ModelPrice | None:
+        """The price in force for a call that ended at `at_ms`, or None (unpriced)."""
+        for p in self.prices:
+            if p.provider == provider and model in p.names and p.effective_from_ms() <= at_ms:
+                end = p.effective_to_ms()
+                if end is None or at_ms < end:
+                    return p
+        return None
+
+
+def _overlaps(a: ModelPrice, b: ModelPrice) -> bool:
+    a_end = a.effective_to or date.max
+    b_end = b.effective_to or date.max
+    return a.effective_from < b_end and b.effective_from < a_end
+
+
+def call_cost_usd(price: ModelPrice, *, input_tokens: int, cached_input_tokens: int,
+                  cache_creation_input_tokens: int, output_tokens: int) -> Decimal:
+    """Reference (pure Python) cost of one call; the Flink job computes the same in SQL."""
+    uncached = input_tokens - cached_input_tokens - cache_creation_input_tokens
+    return (
+        uncached * price.input_per_token
+        + cached_input_tokens * price.cached_input_per_token
+        + cache_creation_input_tokens * price.cache_creation_per_token
+        + output_tokens * price.output_per_token
+    )
+
+
+def load_price_table(path: Path | str = DEFAULT_PRICES_FILE) -> PriceTable:
+    with open(path) as f:
+        return PriceTable.model_validate(yaml.safe_load(f))

@@ -1,0 +1,53 @@
+"""Attribute names tokenpulse reads from OpenTelemetry spans.
+
+We follow the OpenTelemetry GenAI semantic conventions as published in semconv 1.44.0
+(Python package opentelemetry-semantic-conventions 0.66b2). These conventions are still
+"Development" status and move between releases; the names are re-exported from the
+official package so a rename shows up as an import error, not as silently missing data.
+Names tokenpulse adds itself live under the `tokenpulse.` namespace.
+"""
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _genai
+from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import service_attributes as _service
+
+SEMCONV_VERSION = "1.44.0"
+
+# --- gen_ai.* (OTel GenAI semantic conventions) -------------------------------------
+PROVIDER_NAME = _genai.GEN_AI_PROVIDER_NAME  # "gen_ai.provider.name"
+OPERATION_NAME = _genai.GEN_AI_OPERATION_NAME
+REQUEST_MODEL = _genai.GEN_AI_REQUEST_MODEL
+RESPONSE_MODEL = _genai.GEN_AI_RESPONSE_MODEL
+INPUT_TOKENS = _genai.GEN_AI_USAGE_INPUT_TOKENS
+OUTPUT_TOKENS = _genai.GEN_AI_USAGE_OUTPUT_TOKENS
+# Subsets of input_tokens (cache hits / cache writes) and of output_tokens (reasoning).
+CACHE_READ_INPUT_TOKENS = _genai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+CACHE_CREATION_INPUT_TOKENS = _genai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+REASONING_OUTPUT_TOKENS = _genai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+CONVERSATION_ID = _genai.GEN_AI_CONVERSATION_ID
+AGENT_ID = _genai.GEN_AI_AGENT_ID
+AGENT_NAME = _genai.GEN_AI_AGENT_NAME
+TOOL_NAME = _genai.GEN_AI_TOOL_NAME
+
+# Content attributes: never forwarded unless a tenant enables content capture.
+CONTENT_ATTRIBUTES = frozenset(
+    {
+        _genai.GEN_AI_INPUT_MESSAGES,
+        _genai.GEN_AI_OUTPUT_MESSAGES,
+        _genai.GEN_AI_SYSTEM_INSTRUCTIONS,
+        "gen_ai.prompt",
+        "gen_ai.completion",
+    }
+)
+
+ERROR_TYPE = _error.ERROR_TYPE
+SERVICE_NAME = _service.SERVICE_NAME
+HOST_NAME = "host.name"
+
+# --- tokenpulse.* (our own, for what semconv has no name for yet) --------------------
+TEAM = "tokenpulse.team"
+RUNTIME_KIND = "tokenpulse.runtime.kind"  # "cloud" | "edge"
+RUNTIME_ID = "tokenpulse.runtime.id"  # links an edge call to its hardware profile
+
+# Providers that run on the user's own hardware when no runtime kind is given.
+EDGE_PROVIDERS = frozenset({"ollama", "vllm", "llama.cpp", "llamacpp", "tgi", "lmstudio", "local"})

@@ -1,0 +1,19 @@
+-- Rebuild the 1-minute rollups of one tenant for [from, to) from the raw spans, e.g. after a
+-- reconciliation mismatch or a repricing. Replaces every part of those windows by one
+-- part '' per group. Parameters: tenant (String), from (DateTime), to (DateTime)
+DELETE FROM spend_1m
+WHERE tenant = {tenant:String} AND window_start >= {from:DateTime} AND window_start < {to:DateTime};
+
+INSERT INTO spend_1m
+    (tenant, team, service, provider, model, runtime_kind, runtime_id, window_start, part,
+     calls, error_calls, unpriced_calls, input_tokens, cached_input_tokens,
+     cache_creation_input_tokens, output_tokens, reasoning_tokens, cost_usd)
+SELECT
+    tenant, team, service, provider, model, runtime_kind, runtime_id,
+    toStartOfMinute(end_time) AS window_start, '' AS part,
+    count(), countIf(status = 'error'), countIf(NOT priced),
+    sum(input_tokens), sum(cached_input_tokens), sum(cache_creation_input_tokens),
+    sum(output_tokens), sum(reasoning_tokens), sum(cost_usd)
+FROM token_spans FINAL
+WHERE tenant = {tenant:String} AND end_time >= {from:DateTime} AND end_time < {to:DateTime}
+GROUP BY tenant, team, service, provider, model, runtime_kind, runtime_id, window_start

@@ -1,0 +1,213 @@
+"""Flink job: price every LLM call and roll spend up into 1-minute windows.
+
+    source    tokenpulse.spans.raw.v1       TokenSpan JSON + heartbeats, event time = end_ms
+    operation price (generated SQL CASE)    -> deduplicate by (tenant, trace_id, span_id)
+              split on the watermark        -> on time: 1-minute tumbling window
+                                            -> late:    flagged, rolled up by the loader
+    sinks     tokenpulse.spans.priced.v1    every unique span with cost_usd and is_late
+              tokenpulse.spend.rollup-1m.v1 closed windows per tenant/team/app/provider/model/runtime
+
+Why these choices:
+  * Everything is Flink SQL, so it runs in the JVM (no Python workers) and the same job
+    can be submitted to a standalone cluster with `flink run -py`.
+  * Deduplication keeps the first copy of a span (collector retries, replays); its state
+    expires after `dedup_ttl_ms`.
+  * A span is "late" if its event time is at or behind the watermark when it reaches the
+    split. Late spans bypass the window (which would drop them silently) and are counted
+    by the loader as their own rollup rows, so nothing is lost or counted twice. The split
+    runs after the dedup exchange, in the same task as the window's first stage, so both
+    see the same watermark. Source idleness is disabled on purpose: an idle partition that
+    wakes up would otherwise feed rows behind the window's watermark. Collectors' heartbeats
+    keep every partition's event time moving instead.
+
+Run locally (MiniCluster):  python -m tokenpulse.stream_jobs.cost_rollup
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
+
+from tokenpulse.schemas import topics
+from tokenpulse.schemas.pricing import PriceTable, load_price_table
+from tokenpulse.settings import Settings
+
+from .pricing_sql import cost_expression, priced_columns
+
+log = logging.getLogger("tokenpulse.stream_jobs.cost_rollup")
+
+JOB_NAME = "tokenpulse-cost-rollup"
+DIMENSIONS = "tenant, team, service, provider, model, runtime_kind, runtime_id"
+
+SPAN_COLUMNS = """
+  kind STRING, schema_version INT,
+  tenant STRING, service STRING, team STRING,
+  agent_id STRING, agent_name STRING, session_id STRING, tool_name STRING,
+  trace_id STRING, span_id STRING, parent_span_id STRING,
+  operation STRING, provider STRING, request_model STRING, response_model STRING, model STRING,
+  runtime_kind STRING, runtime_id STRING,
+  start_ms BIGINT, end_ms BIGINT, received_ms BIGINT,
+  input_tokens BIGINT, output_tokens BIGINT, cached_input_tokens BIGINT,
+  cache_creation_input_tokens BIGINT, reasoning_tokens BIGINT,
+  status STRING, error_type STRING, collector_id STRING"""
+
+PASS_THROUGH = """tenant, service, team, agent_id, agent_name, session_id, tool_name,
+  trace_id, span_id, parent_span_id, operation, provider, request_model, response_model, model,
+  runtime_kind, runtime_id, start_ms, end_ms, received_ms,
+  input_tokens, output_tokens, cached_input_tokens, cache_creation_input_tokens, reasoning_tokens,
+  status, error_type"""
+
+
+def kafka_options(settings: Settings) -> str:
+    k = settings.kafka
+    opts = {"connector": "kafka", "properties.bootstrap.servers": k.bootstrap_servers,
+            "properties.security.protocol": k.security_protocol}
+    if k.sasl_mechanism:
+        secret = k.sasl_password.get_secret_value() if k.sasl_password else ""
+        opts["properties.sasl.mechanism"] = k.sasl_mechanism
+        opts["properties.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{k.sasl_username}" password="{secret}";'
+        )
+    return ", ".join(f"'{key}' = '{value}'" for key, value in opts.items())
+
+
+def configure(t_env: TableEnvironment, settings: Settings, *, checkpoint_dir: Path | None) -> None:
+    cfg = t_env.get_config()
+    s = settings.stream
+    cfg.set("pipeline.name", JOB_NAME)
+    cfg.set("parallelism.default", str(s.parallelism))
+    cfg.set("table.local-time-zone", "UTC")
+    cfg.set("table.exec.source.idle-timeout", "0 ms")  # see module docstring
+    # Optimise the shared view (dedup + late flag) once for both sinks, so one operator
+    # decides "late" for a span and both the window and the priced-spans sink obey it.
+    cfg.set("table.optimizer.reuse-optimize-block-with-digest-enabled", "true")
+    cfg.set("table.exec.state.ttl", f"{s.dedup_ttl_ms} ms")
+    cfg.set("execution.checkpointing.interval", f"{s.checkpoint_interval_ms} ms")
+    cfg.set("execution.checkpointing.mode", "EXACTLY_ONCE")
+    if checkpoint_dir is not None:
+        cfg.set("execution.checkpointing.dir", checkpoint_dir.resolve().as_uri())
+        cfg.set("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+        cfg.set("execution.checkpointing.num-retained", "2")
+
+
+def build(t_env: TableEnvironment, settings: Settings, prices: PriceTable) -> StatementSet:
+    """Declare source, views and sinks; return the statement set to execute."""
+    kafka = kafka_options(settings)
+    delay_s = settings.stream.watermark_delay_ms / 1000
+
+    # --- source -------------------------------------------------------------------------
+    t_env.execute_sql(f"""
+CREATE TEMPORARY TABLE spans_in ({SPAN_COLUMNS},
+  event_time AS TO_TIMESTAMP_LTZ(end_ms, 3),
+  proc_time AS PROCTIME(),
+  WATERMARK FOR event_time AS event_time - INTERVAL '{delay_s:.3f}' SECOND
+) WITH ({kafka}, 'topic' = '{topics.SPANS.name}',
+  'properties.group.id' = '{settings.stream.consumer_group}',
+  'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest',
+  'format' = 'json', 'json.fail-on-missing-field' = 'false', 'json.ignore-parse-errors' = 'false')""")
+
+    # --- operations ---------------------------------------------------------------------
+    t_env.execute_sql(f"""
+CREATE TEMPORARY VIEW priced AS
+SELECT {PASS_THROUGH}, event_time, proc_time,
+  {priced_columns(prices)}
+FROM spans_in WHERE kind = 'span'""")
+    t_env.execute_sql(f"""
+CREATE TEMPORARY VIEW costed AS
+SELECT {PASS_THROUGH}, event_time, proc_time,
+  p_input IS NOT NULL AS priced,
+  COALESCE({cost_expression()}, CAST(0 AS DECIMAL(38, 12))) AS cost_usd
+FROM priced""")
+    t_env.execute_sql("""
+CREATE TEMPORARY VIEW unique_spans AS
+SELECT * FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant, trace_id, span_id ORDER BY proc_time ASC) AS copy_no
+  FROM costed)
+WHERE copy_no = 1""")
+    late = "(CURRENT_WATERMARK(event_time) IS NOT NULL AND event_time <= CURRENT_WATERMARK(event_time))"
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW classified_spans AS SELECT *, {late} AS is_late FROM unique_spans")
+    t_env.execute_sql("CREATE TEMPORARY VIEW on_time_spans AS SELECT * FROM classified_spans WHERE NOT is_late")
+
+    # --- sinks --------------------------------------------------------------------------
+    t_env.execute_sql(f"""
+CREATE TEMPORARY TABLE priced_spans_out ({SPAN_COLUMNS.replace('kind STRING, schema_version INT,', '')},
+  priced BOOLEAN, cost_usd DECIMAL(38, 12), is_late BOOLEAN
+) WITH ({kafka}, 'topic' = '{topics.PRICED_SPANS.name}', 'sink.delivery-guarantee' = 'at-least-once',
+  'format' = 'json', 'json.encode.decimal-as-plain-number' = 'true')""")
+    t_env.execute_sql(f"""
+CREATE TEMPORARY TABLE rollups_out (
+  tenant STRING, team STRING, service STRING, provider STRING, model STRING,
+  runtime_kind STRING, runtime_id STRING,
+  window_start TIMESTAMP(3), window_end TIMESTAMP(3),
+  calls BIGINT, error_calls BIGINT, unpriced_calls BIGINT,
+  input_tokens BIGINT, cached_input_tokens BIGINT, cache_creation_input_tokens BIGINT,
+  output_tokens BIGINT, reasoning_tokens BIGINT, cost_usd DECIMAL(38, 12)
+) WITH ({kafka}, 'topic' = '{topics.ROLLUPS_1M.name}', 'sink.delivery-guarantee' = 'at-least-once',
+  'format' = 'json', 'json.encode.decimal-as-plain-number' = 'true')""")
+
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql(f"""
+INSERT INTO priced_spans_out
+SELECT {PASS_THROUGH.replace('status, error_type', 'status, error_type, CAST(NULL AS STRING)')},
+  priced, cost_usd, is_late
+FROM classified_spans""")
+    statements.add_insert_sql(f"""
+INSERT INTO rollups_out
+SELECT {DIMENSIONS}, window_start, window_end,
+  COUNT(*), COUNT(*) FILTER (WHERE status = 'error'), COUNT(*) FILTER (WHERE NOT priced),
+  SUM(input_tokens), SUM(cached_input_tokens), SUM(cache_creation_input_tokens),
+  SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_usd)
+FROM TABLE(TUMBLE(TABLE on_time_spans, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY {DIMENSIONS}, window_start, window_end""")
+    return statements
+
+
+def latest_checkpoint(checkpoint_root: Path) -> Path | None:
+    """Newest complete retained checkpoint (a chk-N folder holding _metadata), if any."""
+    candidates = [m.parent for m in checkpoint_root.glob("*/chk-*/_metadata")]
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenpulse.stream_jobs.cost_rollup",
+        description="Price LLM calls and emit 1-minute spend rollups (PyFlink, local MiniCluster by default).",
+    )
+    parser.add_argument("--connector-jar", type=Path, help="flink-sql-connector-kafka jar (default: the cached one)")
+    parser.add_argument("--no-resume", action="store_true", help="ignore retained checkpoints and start fresh")
+    parser.add_argument("--explain", action="store_true", help="print the optimized plan and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    settings = Settings()
+    prices = load_price_table(settings.stream.prices_file)
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    checkpoint_root = settings.paths.state_dir / "flink" / "checkpoints"
+    configure(t_env, settings, checkpoint_dir=checkpoint_root)
+    jar = args.connector_jar or next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))), None)
+    if jar is not None:  # on a cluster the jar may come from `flink run -j` instead
+        t_env.get_config().set("pipeline.jars", jar.resolve().as_uri())
+    if settings.stream.resume and not args.no_resume:
+        chk = latest_checkpoint(checkpoint_root)
+        if chk is not None:
+            log.info("resuming from checkpoint %s", chk)
+            t_env.get_config().set("execution.state-recovery.path", chk.resolve().as_uri())
+
+    statements = build(t_env, settings, prices)
+    if args.explain:
+        print(statements.explain())
+        return
+    log.info("submitting %s: %d priced models, watermark delay %d ms, parallelism %d",
+             JOB_NAME, len(prices.prices), settings.stream.watermark_delay_ms, settings.stream.parallelism)
+    result = statements.execute()
+    job = result.get_job_client()
+    log.info("job %s running", job.get_job_id() if job else "?")
+    result.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Turn the price table into Flink SQL expressions.
+
+Pricing runs inside the JVM as generated SQL (a CASE over provider, model and the
+effective period, compared against the call's end time), not as a Python UDF: the planner
+compiles it to Java code, so the hot path never crosses into Python. A price change is a
+new CASE branch with a later `effective_from`, so each call is priced at the price in force
+when it was made (event time), including calls replayed or arriving late.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tokenpulse.schemas.pricing import ModelPrice, PriceTable
+
+PRICE_TYPE = "DECIMAL(18, 12)"  # one token's price in USD; exact by the table's validation
+COST_TYPE = "DECIMAL(38, 12)"
+# Token counts are bounded by MAX_TOKENS_PER_CALL (9 digits). Keeping operand precision small
+# matters: Flink reduces the scale of a sum whose precision would exceed 38, which would
+# round the cost. DECIMAL(12,0) * DECIMAL(18,12) = DECIMAL(30,12); four terms stay <= 33.
+COUNT_TYPE = "DECIMAL(12, 0)"
+
+
+def sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _decimal_literal(value: Decimal) -> str:
+    return f"CAST({sql_string(format(value, 'f'))} AS {PRICE_TYPE})"
+
+
+def _condition(p: ModelPrice, time_column: str) -> str:
+    names = ", ".join(sql_string(n) for n in p.names)
+    cond = f"provider = {sql_string(p.provider)} AND model IN ({names}) AND {time_column} >= {p.effective_from_ms()}"
+    end = p.effective_to_ms()
+    if end is not None:
+        cond += f" AND {time_column} < {end}"
+    return cond
+
+
+def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms") -> str:
+    """CASE expression giving one token's price for `per_token` (a ModelPrice property), NULL if unpriced."""
+    branches = [
+        f"WHEN {_condition(p, time_column)} THEN {_decimal_literal(getattr(p, per_token))}" for p in table.prices
+    ]
+    if not branches:
+        return f"CAST(NULL AS {PRICE_TYPE})"
+    return "CASE " + " ".join(branches) + f" ELSE CAST(NULL AS {PRICE_TYPE}) END"
+
+
+def priced_columns(table: PriceTable) -> str:
+    """SELECT-list fragment adding the four per-token prices to a spans relation."""
+    return ",\n  ".join(
+        f"{price_case(table, prop)} AS {alias}"
+        for prop, alias in (
+            ("input_per_token", "p_input"),
+            ("cached_input_per_token", "p_cached"),
+            ("cache_creation_per_token", "p_cache_creation"),
+            ("output_per_token", "p_output"),
+        )
+    )
+
+
+def cost_expression() -> str:
+    """Cost of one call from the columns priced_columns() adds; mirrors pricing.call_cost_usd."""
+    uncached = "input_tokens - cached_input_tokens - cache_creation_input_tokens"
+    return (
+        f"CAST(CAST({uncached} AS {COUNT_TYPE}) * p_input"
+        f" + CAST(cached_input_tokens AS {COUNT_TYPE}) * p_cached"
+        f" + CAST(cache_creation_input_tokens AS {COUNT_TYPE}) * p_cache_creation"
+        f" + CAST(output_tokens AS {COUNT_TYPE}) * p_output AS {COST_TYPE})"
+    )

@@ -1,0 +1,286 @@
+"""`tokenpulse`: run the local stack, the demo, and queries.
+
+Thin commands: each parses its arguments and calls one module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from tqdm import tqdm
+
+from .settings import Settings
+
+EPILOG = """\
+typical session:
+  tokenpulse up                      start Kafka, the loader, the Flink job and the collector
+  # point any OpenTelemetry SDK at http://127.0.0.1:4318 with
+  #   OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer demo-acme-key"
+  tokenpulse sql --saved spend_by_team_model --param hours=24
+  tokenpulse down                    stop everything (data stays in .state/)
+
+  tokenpulse demo                    all of the above with a demo workload, then a summary
+
+configuration: environment variables TOKENPULSE_<SECTION>_<FIELD>, for example
+  TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS=broker:9092 TOKENPULSE_KAFKA_RUN_LOCAL_BROKER=false
+  TOKENPULSE_CLICKHOUSE_DSN=http://user:pass@clickhouse:8123
+  TOKENPULSE_COLLECTOR_TENANTS_FILE=/etc/tokenpulse/tenants.yaml
+see README.md for every setting.
+"""
+
+
+def _stack_progress(bar: tqdm):
+    def report(message: str) -> None:
+        bar.set_description_str(message)
+        if message.endswith(")") or message.endswith("already running") or message.startswith("stopped"):
+            bar.update(1)
+            tqdm.write(f"  {message}")
+    return report
+
+
+def cmd_up(settings: Settings, args) -> int:
+    from .stack import Stack, StackError
+
+    stack = Stack(settings)
+    with tqdm(total=len(stack.services()), desc="starting", unit="service", file=sys.stderr) as bar:
+        try:
+            stack.up(_stack_progress(bar))
+        except StackError as exc:
+            bar.close()
+            print(f"error: {exc}", file=sys.stderr)
+            print("stopping what was started (tokenpulse down)", file=sys.stderr)
+            stack.down()
+            return 1
+    c = settings.collector
+    print(f"\nOTLP/HTTP collector: http://{c.host}:{c.port}/v1/traces   Kafka: {settings.kafka.bootstrap_servers}")
+    print(f"ClickHouse: {settings.clickhouse.resolved_dsn(settings.paths)}   logs: {settings.paths.logs}")
+    return 0
+
+
+def cmd_down(settings: Settings, args) -> int:
+    from .stack import Stack
+
+    Stack(settings).down(lambda m: print(f"  {m}"))
+    print(f"stopped; data stays in {settings.paths.state_dir} (delete it to start from scratch)")
+    return 0
+
+
+def cmd_status(settings: Settings, args) -> int:
+    from .stack import Stack
+
+    stack = Stack(settings)
+    running = 0
+    for name, pid in stack.status().items():
+        print(f"  {name:<10} {'running, pid ' + str(pid) if pid else 'stopped'}   log: {stack.log_path(name)}")
+        running += bool(pid)
+    return 0 if running else 3
+
+
+def cmd_sql(settings: Settings, args) -> int:
+    from .sql_client import QueryError, format_table, run_sql, saved_query
+    from tokenpulse.loader.clickhouse import StoreBusy
+    from tokenpulse.sql import QUERIES_DIR
+
+    if args.list:
+        for p in sorted(QUERIES_DIR.glob("*.sql")):
+            first = next((l[3:].strip() for l in p.read_text().splitlines() if l.startswith("--")), "")
+            print(f"  {p.stem:<28} {first}")
+        return 0
+    if args.saved:
+        sql = saved_query(args.saved)
+    elif args.query:
+        sql = args.query
+    else:
+        print("give a query, --saved NAME, or --list", file=sys.stderr)
+        return 2
+    params = {}
+    for p in args.param or []:
+        key, _, value = p.partition("=")
+        params[key] = value
+    try:
+        from tokenpulse.loader.migrations import split_statements
+        result = None
+        for statement in split_statements(sql):
+            result = run_sql(settings, statement, params)
+    except (QueryError, StoreBusy) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(format_table(result))
+    return 0
+
+
+def cmd_migrate(settings: Settings, args) -> int:
+    from tokenpulse.loader.clickhouse import StoreBusy, open_client
+    from tokenpulse.loader.migrations import migrate_down, migrate_up
+
+    try:
+        client = open_client(settings.clickhouse, settings.paths)
+    except StoreBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    done = migrate_up(client) if args.direction == "up" else migrate_down(client, args.steps)
+    for m in done:
+        print(f"  {args.direction} {m.version:04d}_{m.name}")
+    print(f"{len(done)} migration(s) {'applied' if args.direction == 'up' else 'reverted'}")
+    return 0
+
+
+def cmd_topics(settings: Settings, args) -> int:
+    from .kafka_admin import apply_topics
+
+    created = apply_topics(settings.kafka, args.replication_factor)
+    print(f"created: {', '.join(created) if created else 'none (all exist)'}")
+    return 0
+
+
+def cmd_config_check(settings: Settings, args) -> int:
+    from pydantic import ValidationError
+
+    from tokenpulse.schemas.pricing import load_price_table
+    from tokenpulse.schemas.tenants import load_tenants
+
+    errors = 0
+    for label, path, loader in (("prices", settings.stream.prices_file, load_price_table),
+                                ("tenants", settings.collector.tenants_file, load_tenants)):
+        try:
+            loaded = loader(path)
+            count = len(getattr(loaded, "prices", getattr(loaded, "tenants", ())))
+            print(f"  ok    {label:<8} {path} ({count} entries)")
+        except (ValidationError, OSError, ValueError) as exc:
+            errors += 1
+            print(f"  error {label:<8} {path}\n{exc}")
+    return 1 if errors else 0
+
+
+def cmd_key_hash(settings: Settings, args) -> int:
+    from tokenpulse.schemas.tenants import hash_key
+
+    print(hash_key(args.key))
+    return 0
+
+
+def cmd_demo(settings: Settings, args) -> int:
+    from .demo import APPS, run_workload
+    from .sql_client import format_table, run_sql, saved_query
+    from tokenpulse.schemas.pricing import load_price_table
+
+    if cmd_up(settings, args) != 0:
+        return 1
+    try:
+        prices = load_price_table(settings.stream.prices_file)
+        c = settings.collector
+        start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        print(f"\nsending {args.calls} LLM calls from {len(APPS)} instrumented apps over ~{args.duration:.0f} s")
+        with tqdm(total=args.calls, desc="demo calls", unit="call", file=sys.stderr) as bar:
+            expected = run_workload(f"http://{c.host}:{c.port}/v1/traces", prices, calls=args.calls,
+                                    duration_s=args.duration, progress=bar.update, seed=args.seed)
+        tenants = sorted(expected.by_tenant_calls)
+        probe = ("SELECT sum(calls), sum(cost_usd) FROM spend_1m FINAL "
+                 "WHERE window_start >= {start:DateTime} AND tenant IN {tenants:Array(String)}")
+        params = {"start": start.strftime("%Y-%m-%d %H:%M:%S"), "tenants": tenants}
+        print("waiting for the 1-minute windows to close (watermark delay "
+              f"{settings.stream.watermark_delay_ms / 1000:.0f} s after each minute)")
+        deadline = time.monotonic() + args.timeout
+        rolled, cost = 0, Decimal(0)
+        with tqdm(total=expected.calls, desc="rolled up", unit="call", file=sys.stderr) as bar:
+            while time.monotonic() < deadline:
+                row = run_sql(settings, probe, params).rows[0]
+                rolled, cost = int(row[0] or 0), Decimal(str(row[1] or 0))
+                bar.update(rolled - bar.n)
+                if rolled >= expected.calls:
+                    break
+                time.sleep(2)
+        print("\nspend by team and model (from ClickHouse spend_1m):")
+        print(format_table(run_sql(settings, saved_query("spend_by_team_model"), {"hours": 1})))
+        print("\ncloud vs edge:")
+        print(format_table(run_sql(settings, saved_query("cloud_vs_edge_hourly"), {"hours": 1})))
+        print("\nrejected input (dead letters):")
+        print(format_table(run_sql(settings, saved_query("dead_letters_recent"), {"hours": 1})))
+        ok = rolled == expected.calls and cost == expected.cost_usd
+        print(f"\ncheck: pipeline rolled up {rolled} calls, ${cost} | demo sent {expected.calls} calls, "
+              f"${expected.cost_usd} priced independently ({expected.unpriced} unpriced, "
+              f"{expected.rejected} rejected) -> {'MATCH' if ok else 'MISMATCH'}")
+        print(f"\ndata: ClickHouse {settings.clickhouse.resolved_dsn(settings.paths)}, Kafka logs "
+              f"{settings.paths.state_dir / 'kafka'}, service logs {settings.paths.logs}")
+        print("explore: tokenpulse sql --list ; tokenpulse sql 'SELECT count() FROM token_spans FINAL'")
+        return 0 if ok else 1
+    finally:
+        if not args.keep_running:
+            print("stopping the stack (use --keep-running to keep it up)")
+            cmd_down(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokenpulse",
+        description="Observability for LLM token spend: OpenTelemetry GenAI spans -> Kafka -> Flink -> ClickHouse.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("up", help="start the local stack (Kafka, loader, Flink job, collector)",
+                   description="Start every service in order and wait until each is healthy. Downloads the "
+                               "Kafka and Flink connector jars from Maven Central on first use.").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the local stack, keep its data").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="show which services run (exit 3 when none)").set_defaults(func=cmd_status)
+
+    demo = sub.add_parser("demo", help="start the stack, run a demo workload, print a spend summary",
+                          description="Runs instrumented demo apps (two tenants, OpenAI/Anthropic in the cloud, "
+                                      "a local model at the edge) through the whole pipeline and checks the "
+                                      "ClickHouse totals against an independent computation.")
+    demo.add_argument("--calls", type=int, default=600, help="LLM calls to send (default 600)")
+    demo.add_argument("--duration", type=float, default=15.0, help="seconds to spread them over (default 15)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the workload")
+    demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for rollups (default 180)")
+    demo.add_argument("--keep-running", action="store_true", help="leave the stack up afterwards")
+    demo.set_defaults(func=cmd_demo)
+
+    sql = sub.add_parser("sql", help="query ClickHouse (works while the stack runs)",
+                         description="Runs SQL on the store. Saved queries live in sql/queries; "
+                                     "`{name:Type}` placeholders are filled from --param name=value.",
+                         epilog="examples:\n  tokenpulse sql --list\n"
+                                "  tokenpulse sql --saved top_sessions --param hours=24 --param limit=10\n"
+                                "  tokenpulse sql \"SELECT model, sum(cost_usd) FROM spend_1m FINAL GROUP BY model\"",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    sql.add_argument("query", nargs="?", help="SQL text")
+    sql.add_argument("--saved", metavar="NAME", help="run sql/queries/NAME.sql")
+    sql.add_argument("--param", action="append", metavar="NAME=VALUE", help="bind a {NAME:Type} placeholder")
+    sql.add_argument("--list", action="store_true", help="list saved queries")
+    sql.set_defaults(func=cmd_sql)
+
+    mig = sub.add_parser("migrate", help="apply or revert ClickHouse migrations (stack stopped, or a server DSN)")
+    mig.add_argument("direction", choices=["up", "down"])
+    mig.add_argument("--steps", type=int, default=1, help="migrations to revert with 'down' (default 1)")
+    mig.set_defaults(func=cmd_migrate)
+
+    top = sub.add_parser("topics", help="create the Kafka topics from the registry (idempotent)")
+    top.add_argument("--replication-factor", type=int, default=1)
+    top.set_defaults(func=cmd_topics)
+
+    cfg = sub.add_parser("config-check", help="validate prices and tenants files, report every error")
+    cfg.set_defaults(func=cmd_config_check)
+
+    kh = sub.add_parser("key-hash", help="print the SHA-256 digest of an API key for the tenants file")
+    kh.add_argument("key")
+    kh.set_defaults(func=cmd_key_hash)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not args.verbose:
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)  # readiness probes expect refusals
+    return args.func(Settings(), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

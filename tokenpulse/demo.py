@@ -1,0 +1,128 @@
+"""The demo workload: agents of two tenants making LLM calls, instrumented with the
+OpenTelemetry SDK and exported over OTLP/HTTP to the collector.
+
+Cloud calls go to OpenAI and Anthropic models; a plant-floor assistant runs a local model
+on edge hardware. Sessions grow their context step by step, some calls hit the prompt
+cache, reasoning models spend hidden reasoning tokens, one app calls a model the price
+table does not know (unpriced, still counted) and one sender reports a negative token
+count (dead-lettered with its reason). The demo also prices every call itself with the
+reference pricer, so the pipeline's totals can be checked against an independent sum.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+
+from tokenpulse.schemas import semconv as sc
+from tokenpulse.schemas.pricing import PriceTable, call_cost_usd
+
+DEMO_KEYS = {"acme": "demo-acme-key", "globex": "demo-globex-key"}
+
+
+@dataclass(frozen=True)
+class App:
+    tenant: str
+    service: str
+    team: str
+    provider: str
+    models: tuple[str, ...]
+    agent: str
+    runtime_kind: str = "cloud"
+    runtime_id: str | None = None
+    reasoning: bool = False
+
+
+APPS = (
+    App("acme", "support-bot", "support", "openai", ("gpt-4o-mini", "gpt-4o"), "triage-agent"),
+    App("acme", "research-agent", "research", "anthropic", ("claude-sonnet-4", "claude-3-5-haiku"), "deep-researcher"),
+    App("acme", "code-review", "platform", "openai", ("o4-mini",), "reviewer", reasoning=True),
+    App("acme", "plant-floor-assistant", "operations", "ollama", ("llama3.1:8b",), "maintenance-helper",
+        runtime_kind="edge", runtime_id="edge-plant-01"),
+    App("globex", "sales-copilot", "sales", "anthropic", ("claude-3-5-haiku",), "lead-writer"),
+    App("globex", "analytics-bot", "data", "openai", ("gpt-4o", "gpt-5-experimental"), "sql-agent"),
+)
+
+
+@dataclass
+class Expected:
+    """What the demo sent, priced independently of the pipeline."""
+
+    calls: int = 0
+    rejected: int = 0
+    unpriced: int = 0
+    cost_usd: Decimal = Decimal(0)
+    by_tenant_calls: dict[str, int] = field(default_factory=dict)
+    by_tenant_cost: dict[str, Decimal] = field(default_factory=dict)
+
+
+def _provider_for(app: App, endpoint: str) -> TracerProvider:
+    resource = Resource.create({sc.SERVICE_NAME: app.service, sc.TEAM: app.team,
+                                **({sc.RUNTIME_ID: app.runtime_id} if app.runtime_id else {})})
+    provider = TracerProvider(resource=resource)
+    exporter = OTLPSpanExporter(endpoint=endpoint, headers={"Authorization": f"Bearer {DEMO_KEYS[app.tenant]}"})
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200, max_export_batch_size=256))
+    return provider
+
+
+def run_workload(endpoint: str, prices: PriceTable, *, calls: int, seed: int = 7,
+                 duration_s: float = 10.0, progress=None) -> Expected:
+    """Send about `calls` LLM-call spans spread over `duration_s`; return the independent totals."""
+    rng = random.Random(seed)
+    providers = {app.service: _provider_for(app, endpoint) for app in APPS}
+    tracers = {app.service: providers[app.service].get_tracer("tokenpulse.demo") for app in APPS}
+    expected = Expected()
+    pause = duration_s / max(calls, 1)
+    sessions: dict[str, tuple[str, int]] = {}
+    for i in range(calls):
+        app = APPS[i % len(APPS)]
+        session, step = sessions.get(app.service, (f"{app.service}-s{i}", 0))
+        if step >= rng.randint(3, 12):
+            session, step = f"{app.service}-s{i}", 0
+        sessions[app.service] = (session, step + 1)
+        model = rng.choice(app.models)
+        input_tokens = 400 + 350 * step + rng.randint(0, 300)  # context grows along the session
+        cached = input_tokens // 2 if step > 0 and rng.random() < 0.5 else 0
+        output_tokens = rng.randint(50, 900)
+        reasoning = rng.randint(0, output_tokens) if app.reasoning else 0
+        negative = app.tenant == "globex" and i % 97 == 5  # a buggy sender
+        attrs = {
+            sc.OPERATION_NAME: "chat", sc.PROVIDER_NAME: app.provider, sc.REQUEST_MODEL: model,
+            sc.RESPONSE_MODEL: model, sc.AGENT_NAME: app.agent, sc.AGENT_ID: f"{app.agent}-1",
+            sc.CONVERSATION_ID: session, sc.RUNTIME_KIND: app.runtime_kind,
+            sc.INPUT_TOKENS: -input_tokens if negative else input_tokens,
+            sc.OUTPUT_TOKENS: output_tokens, sc.CACHE_READ_INPUT_TOKENS: cached,
+            sc.REASONING_OUTPUT_TOKENS: reasoning,
+        }
+        end_ns = time.time_ns()
+        span = tracers[app.service].start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attrs,
+                                               start_time=end_ns - rng.randint(200, 4000) * 1_000_000)
+        span.end(end_time=end_ns)
+        if negative:
+            expected.rejected += 1
+        else:
+            expected.calls += 1
+            expected.by_tenant_calls[app.tenant] = expected.by_tenant_calls.get(app.tenant, 0) + 1
+            price = prices.price_at(app.provider, model, end_ns // 1_000_000)
+            if price is None:
+                expected.unpriced += 1
+            else:
+                cost = call_cost_usd(price, input_tokens=input_tokens, cached_input_tokens=cached,
+                                     cache_creation_input_tokens=0, output_tokens=output_tokens)
+                expected.cost_usd += cost
+                expected.by_tenant_cost[app.tenant] = expected.by_tenant_cost.get(app.tenant, Decimal(0)) + cost
+        if progress:
+            progress(1)
+        time.sleep(pause)
+    for p in providers.values():
+        p.force_flush()
+        p.shutdown()
+    return expected

@@ -1,0 +1,45 @@
+"""Resolve the JVM parts (Kafka broker, Flink Kafka connector) from Maven Central, once.
+
+The pinned list is infra/maven/pom.xml; jars land in <cache_dir>/jars (git-ignored) and
+are reused on later runs. Needs `mvn` and Java 17+ on PATH.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+
+from .settings import REPO_ROOT, PathSettings
+
+log = logging.getLogger(__name__)
+POM = REPO_ROOT / "infra" / "maven" / "pom.xml"
+
+
+class MissingTool(RuntimeError):
+    pass
+
+
+def jars_present(paths: PathSettings) -> bool:
+    return any(paths.kafka_jars.glob("kafka_2.13-*.jar")) and any(paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))
+
+
+def ensure_jars(paths: PathSettings) -> None:
+    if jars_present(paths):
+        return
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise MissingTool("Maven (`mvn`) is needed once to download the Kafka and Flink connector jars: apt-get install maven")
+    log.info("downloading Kafka broker and Flink connector jars from Maven Central into %s", paths.cache_dir / "jars")
+    cmd = [mvn, "-q", "-B", "-f", str(POM), "package", f"-Dtokenpulse.cache={paths.cache_dir / 'jars'}",
+           f"-Dmaven.repo.local={paths.cache_dir / 'm2'}"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or not jars_present(paths):
+        raise RuntimeError(f"Maven could not resolve the jars:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def flink_connector_jar(paths: PathSettings):
+    jars = sorted(paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))
+    if not jars:
+        raise FileNotFoundError(f"no flink-sql-connector-kafka jar under {paths.flink_jars}: run `tokenpulse up` once")
+    return jars[-1]

@@ -1,0 +1,132 @@
+"""Runtime settings of each deployable, resolved once at the entry point and passed down.
+
+Order of resolution: explicit argument > environment variable > default below.
+Environment variables are `TOKENPULSE_<COMPONENT>_<FIELD>`, e.g.
+`TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS`, `TOKENPULSE_CLICKHOUSE_DSN`. Library code never
+reads os.environ itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=f"TOKENPULSE_{prefix}_", frozen=True, extra="forbid")
+
+
+class PathSettings(BaseSettings):
+    """Where downloads and runtime state live (both git-ignored)."""
+
+    model_config = _config("PATHS")
+    cache_dir: Path = REPO_ROOT / ".cache"
+    state_dir: Path = REPO_ROOT / ".state"
+
+    @property
+    def kafka_jars(self) -> Path:
+        return self.cache_dir / "jars" / "kafka" / "lib"
+
+    @property
+    def flink_jars(self) -> Path:
+        return self.cache_dir / "jars" / "flink" / "lib"
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.state_dir / "pids"
+
+
+class KafkaSettings(BaseSettings):
+    model_config = _config("KAFKA")
+    bootstrap_servers: str = "127.0.0.1:19092"
+    # Passed through to clients for a secured cluster (PLAINTEXT locally).
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # `tokenpulse up` starts a local single-node broker unless this is false (use your own
+    # cluster by setting bootstrap_servers and run_local_broker=false).
+    run_local_broker: bool = True
+    # Local broker only: the KRaft controller port.
+    controller_port: int = 19093
+    broker_heap: str = "512m"
+
+    def client_options(self) -> dict:
+        """kafka-python keyword arguments shared by producers, consumers and admin."""
+        opts: dict = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            opts["sasl_mechanism"] = self.sasl_mechanism
+            opts["sasl_plain_username"] = self.sasl_username
+            opts["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        return opts
+
+
+class ClickHouseSettings(BaseSettings):
+    """`dsn` is `chdb:///<dir>` for the embedded engine, or `http(s)://user:pass@host:8123` for a server."""
+
+    model_config = _config("CLICKHOUSE")
+    dsn: str = ""  # empty: embedded store under <state_dir>/clickhouse
+    database: str = "tokenpulse"
+
+    def resolved_dsn(self, paths: PathSettings) -> str:
+        return self.dsn or f"chdb://{paths.state_dir / 'clickhouse'}"
+
+    def is_embedded(self, paths: PathSettings) -> bool:
+        return self.resolved_dsn(paths).startswith("chdb:")
+
+
+class CollectorSettings(BaseSettings):
+    model_config = _config("COLLECTOR")
+    host: str = "127.0.0.1"
+    port: int = 4318  # the OTLP/HTTP default, so SDK exporters work with zero config
+    tenants_file: Path = REPO_ROOT / "schemas" / "tenants.demo.yaml"
+    max_body_bytes: int = 8 * 1024 * 1024
+    heartbeat_interval_ms: int = Field(default=1000, ge=100)
+    produce_timeout_s: float = 10.0
+    collector_id: str = "collector-local"
+
+
+class StreamJobSettings(BaseSettings):
+    model_config = _config("STREAM")
+    parallelism: int = Field(default=2, ge=1)
+    # Bounded out-of-orderness: how long after a span's end we still count it on time.
+    # OTel SDKs batch spans for seconds (BatchSpanProcessor defaults to 5 s), so keep this
+    # above the exporters' delay. Later spans are not lost: they take the late path.
+    watermark_delay_ms: int = Field(default=10_000, ge=0)
+    checkpoint_interval_ms: int = Field(default=10_000, ge=1000)
+    # How long a span id is remembered for deduplication.
+    dedup_ttl_ms: int = Field(default=3_600_000, ge=60_000)
+    prices_file: Path = REPO_ROOT / "schemas" / "prices.yaml"
+    consumer_group: str = "tokenpulse-cost-rollup"
+    # Resume from the newest retained checkpoint under <state_dir>/flink/checkpoints.
+    resume: bool = True
+
+
+class LoaderSettings(BaseSettings):
+    model_config = _config("LOADER")
+    consumer_group: str = "tokenpulse-loader"
+    batch_max_rows: int = Field(default=10_000, ge=1)
+    batch_max_ms: int = Field(default=1000, ge=10)
+    # The loader owns the embedded store, so it also answers `tokenpulse sql` here.
+    query_host: str = "127.0.0.1"
+    query_port: int = 18124
+
+
+class Settings(BaseSettings):
+    """All sections; each deployable reads only the sections it needs."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+    paths: PathSettings = Field(default_factory=PathSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    stream: StreamJobSettings = Field(default_factory=StreamJobSettings)
+    loader: LoaderSettings = Field(default_factory=LoaderSettings)

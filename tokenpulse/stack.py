@@ -1,0 +1,223 @@
+"""Start, watch and stop the local stack as plain processes (no containers).
+
+    kafka      Apache Kafka broker (KRaft, one node) from the Maven jars
+    loader     Kafka -> ClickHouse (owns the embedded chDB store, serves `tokenpulse sql`)
+    flink-job  the PyFlink cost-rollup job in a local MiniCluster
+    collector  the OTLP/HTTP receiver
+
+Each runs in its own process group with a pid file under <state_dir>/pids and a log under
+<state_dir>/logs, so `tokenpulse down` stops the whole group (PyFlink's JVM included) and
+leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .jars import ensure_jars
+from .kafka_admin import apply_topics, broker_ready
+from .settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 30.0
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    ready: Callable[[], bool]
+    ready_timeout_s: float
+    prepare: Callable[[], None] | None = None
+    after_ready: Callable[[], None] | None = None
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _log_contains(path: Path, needle: str) -> bool:
+    try:
+        return needle in path.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.paths = settings.paths
+        for d in (self.paths.logs, self.paths.pids):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # --- the services -------------------------------------------------------------------
+    def services(self) -> list[Service]:
+        s, py = self.settings, sys.executable
+        out: list[Service] = []
+        if s.kafka.run_local_broker:
+            host, port = self._kafka_host_port()
+            out.append(Service("kafka", self._kafka_command(),
+                               lambda: _port_open(host, port) and broker_ready(s.kafka), 90,
+                               prepare=self._prepare_kafka, after_ready=lambda: apply_topics(s.kafka)))
+        loader_ready = (
+            (lambda: _http_ok(f"http://{s.loader.query_host}:{s.loader.query_port}/health"))
+            if s.clickhouse.is_embedded(self.paths) else (lambda: _log_contains(self.log_path("loader"), "loading "))
+        )
+        out.append(Service("loader", [py, "-m", "tokenpulse.loader"], loader_ready, 60))
+        out.append(Service("flink-job", [py, "-m", "tokenpulse.stream_jobs.cost_rollup"],
+                           lambda: _log_contains(self.log_path("flink-job"), " running"), 180))
+        out.append(Service("collector", [py, "-m", "tokenpulse.collectors"],
+                           lambda: _http_ok(f"http://{s.collector.host}:{s.collector.port}/health"), 30))
+        return out
+
+    def _kafka_host_port(self) -> tuple[str, int]:
+        first = self.settings.kafka.bootstrap_servers.split(",")[0]
+        host, _, port = first.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+    def _kafka_command(self) -> list[str]:
+        k = self.settings.kafka
+        return ["java", f"-Xmx{k.broker_heap}", f"-Xms{k.broker_heap}",
+                f"-Dlog4j2.configurationFile={REPO_ROOT / 'infra' / 'kafka' / 'log4j2.yaml'}",
+                "-cp", f"{self.paths.kafka_jars}/*", "kafka.Kafka", str(self._kafka_dir() / "server.properties")]
+
+    def _kafka_dir(self) -> Path:
+        return self.paths.state_dir / "kafka"
+
+    def _prepare_kafka(self) -> None:
+        ensure_jars(self.paths)
+        host, port = self._kafka_host_port()
+        if _port_open(host, port):
+            raise StackError(
+                f"port {port} is already in use, but not by a tokenpulse broker. Stop that process, or use it: "
+                "TOKENPULSE_KAFKA_RUN_LOCAL_BROKER=false TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS=host:port"
+            )
+        kdir = self._kafka_dir()
+        data = kdir / "data"
+        template = string.Template((REPO_ROOT / "infra" / "kafka" / "server.properties.template").read_text())
+        kdir.mkdir(parents=True, exist_ok=True)
+        (kdir / "server.properties").write_text(template.substitute(
+            broker_port=port, controller_port=self.settings.kafka.controller_port, log_dirs=data))
+        if not (data / "meta.properties").exists():
+            cp = f"{self.paths.kafka_jars}/*"
+            cluster_id = subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "random-uuid"],
+                                        capture_output=True, text=True, check=True).stdout.strip()
+            subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                            "-c", str(kdir / "server.properties")], capture_output=True, text=True, check=True)
+
+    # --- process bookkeeping --------------------------------------------------------------
+    def log_path(self, name: str) -> Path:
+        return self.paths.logs / f"{name}.log"
+
+    def _pid_path(self, name: str) -> Path:
+        return self.paths.pids / f"{name}.pid"
+
+    def pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pid_path(name).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def start(self, service: Service, progress: Callable[[str], None] = lambda _: None) -> None:
+        if self.pid(service.name):
+            progress(f"{service.name} already running")
+            return
+        if service.prepare:
+            progress(f"preparing {service.name}")
+            service.prepare()
+        logfile = open(self.log_path(service.name), "w")
+        proc = subprocess.Popen(service.command, stdout=logfile, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO_ROOT)
+        self._pid_path(service.name).write_text(str(proc.pid))
+        progress(f"waiting for {service.name}")
+        deadline = time.monotonic() + service.ready_timeout_s
+        while not service.ready():
+            if proc.poll() is not None:
+                raise StackError(f"{service.name} exited with code {proc.returncode}; last lines of "
+                                 f"{self.log_path(service.name)}:\n{self.tail(service.name)}")
+            if time.monotonic() > deadline:
+                raise StackError(f"{service.name} not ready after {service.ready_timeout_s:.0f} s; see "
+                                 f"{self.log_path(service.name)}:\n{self.tail(service.name)}")
+            time.sleep(0.3)
+        if service.after_ready:
+            service.after_ready()
+        progress(f"{service.name} ready (pid {proc.pid})")
+
+    def tail(self, name: str, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, name: str) -> bool:
+        pid = self.pid(name)
+        self._pid_path(name).unlink(missing_ok=True)
+        if pid is None:
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.2)
+        log.warning("%s did not stop within %.0f s; killing it", name, STOP_TIMEOUT_S)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return True
+
+    # --- whole-stack operations ------------------------------------------------------------
+    def up(self, progress: Callable[[str], None] = lambda _: None) -> None:
+        for service in self.services():
+            self.start(service, progress)
+
+    def down(self, progress: Callable[[str], None] = lambda _: None) -> None:
+        for service in reversed(self.services()):
+            if self.stop(service.name):
+                progress(f"stopped {service.name}")
+
+    def status(self) -> dict[str, int | None]:
+        return {s.name: self.pid(s.name) for s in self.services()}
+
+    def status_json(self) -> str:
+        return json.dumps(self.status())
