@@ -1,0 +1,43 @@
+# Two commands on a fresh machine (needs python3 >= 3.11, Java 17+, Maven; all downloads
+# are cached under .cache/, runtime state under .state/, both git-ignored):
+#   make demo    install, start the local stack, run the demo workload, print a summary, stop
+#   make test    install, then unit + integration tests (the integration tests start the
+#                real Kafka broker, Flink job, loader/chDB and collector themselves)
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install jars demo test unit integration bench down clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --cache-dir .cache/pip --upgrade pip
+	$(PY) -m pip install -q --cache-dir .cache/pip -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+jars: $(STAMP)
+	$(PY) -c "from tokenpulse.jars import ensure_jars; from tokenpulse.settings import PathSettings; ensure_jars(PathSettings())"
+
+demo: jars
+	$(VENV)/bin/tokenpulse demo
+
+test: jars
+	$(PY) -m pytest tests
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+integration: jars
+	$(PY) -m pytest tests/integration
+
+bench: jars
+	$(PY) bench/e2e_throughput.py
+
+down: $(STAMP)
+	$(VENV)/bin/tokenpulse down
+
+clean: down
+	rm -rf .state

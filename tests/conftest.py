@@ -1,0 +1,10 @@
+"""Fixtures shared by unit and integration tests."""
+
+import pytest
+
+from otlp_builders import SpanFactory
+
+
+@pytest.fixture
+def span_factory() -> SpanFactory:
+    return SpanFactory()

@@ -1,0 +1,42 @@
+"""Session fixture: the real local stack (Kafka broker, loader + chDB, PyFlink job, collector)
+started as processes on test-only ports with a temporary state directory."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tokenpulse.settings import Settings
+from tokenpulse.stack import Stack
+
+TEST_ENV = {
+    "TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
+    "TOKENPULSE_KAFKA_CONTROLLER_PORT": "29093",
+    "TOKENPULSE_COLLECTOR_PORT": "24318",
+    "TOKENPULSE_COLLECTOR_HEARTBEAT_INTERVAL_MS": "500",
+    "TOKENPULSE_LOADER_QUERY_PORT": "28124",
+    "TOKENPULSE_LOADER_BATCH_MAX_MS": "300",
+    # Short out-of-orderness so 1-minute windows close ~2 s after the minute ends.
+    "TOKENPULSE_STREAM_WATERMARK_DELAY_MS": "2000",
+    "TOKENPULSE_STREAM_CHECKPOINT_INTERVAL_MS": "5000",
+}
+
+
+@pytest.fixture(scope="session")
+def stack_settings(tmp_path_factory):
+    saved = {k: os.environ.get(k) for k in [*TEST_ENV, "TOKENPULSE_PATHS_STATE_DIR"]}
+    os.environ.update(TEST_ENV)
+    os.environ["TOKENPULSE_PATHS_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    settings = Settings()
+    stack = Stack(settings)
+    try:
+        stack.up(lambda m: print(f"[stack] {m}", flush=True))
+        yield settings
+    finally:
+        stack.down()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,0 +1,186 @@
+"""End to end on the real components: OTel SDK -> OTLP/HTTP -> collector -> Kafka ->
+PyFlink job -> Kafka -> loader -> chDB. Totals are computed independently in the test."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+import yaml
+from kafka import KafkaConsumer
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tokenpulse.schemas import topics
+from tokenpulse.settings import REPO_ROOT
+from tokenpulse.sql_client import run_sql
+
+from helpers import wait_for
+
+pytestmark = pytest.mark.integration
+KEYS = {"acme": "demo-acme-key", "globex": "demo-globex-key"}
+
+# (tenant, team, provider, model, input, cache_read, cache_creation, output, reasoning)
+CALL_SHAPES = [
+    ("acme", "support", "openai", "gpt-4o", 1200, 400, 0, 300, 0),
+    ("acme", "research", "anthropic", "claude-sonnet-4-20250514", 20000, 15000, 2000, 900, 0),
+    ("acme", "platform", "openai", "o4-mini", 3000, 0, 0, 2500, 1800),
+    ("acme", "operations", "ollama", "llama3.1:8b", 800, 0, 0, 200, 0),
+    ("globex", "data", "openai", "gpt-5-experimental", 500, 0, 0, 100, 0),  # unknown: unpriced, counted
+    ("globex", "sales", "anthropic", "claude-3-5-haiku", 4000, 1000, 500, 700, 0),
+]
+
+
+def independent_cost(provider: str, model: str, inp: int, cr: int, cc: int, out: int) -> Decimal:
+    """Re-derives the price from the raw YAML, without the project's pricing code."""
+    doc = yaml.safe_load((REPO_ROOT / "schemas" / "prices.yaml").read_text())
+    for p in doc["prices"]:
+        if p["provider"] == provider and model in [p["model"], *p.get("aliases", [])]:
+            base = Decimal(str(p["input_usd_per_mtok"]))
+            cached = Decimal(str(p.get("cached_input_usd_per_mtok", base)))
+            write = Decimal(str(p.get("cache_creation_input_usd_per_mtok", base)))
+            output = Decimal(str(p["output_usd_per_mtok"]))
+            return ((inp - cr - cc) * base + cr * cached + cc * write + out * output) / Decimal(10**6)
+    return Decimal(0)
+
+
+def record_spans(tenant: str, run: str, calls: list[tuple], end_ns: int) -> list:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": f"it-{tenant}"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("integration")
+    for i, (_, team, prov, model, inp, cr, cc, out, rsn) in enumerate(calls):
+        span = tracer.start_span(f"chat {model}", start_time=end_ns - 10**9, attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": prov, "gen_ai.request.model": model,
+            "gen_ai.usage.input_tokens": inp, "gen_ai.usage.cache_read.input_tokens": cr,
+            "gen_ai.usage.cache_creation.input_tokens": cc, "gen_ai.usage.output_tokens": out,
+            "gen_ai.usage.reasoning.output_tokens": rsn, "gen_ai.conversation.id": f"{run}-{team}",
+            "tokenpulse.team": team})
+        span.end(end_time=end_ns + i)
+    return list(memory.get_finished_spans())
+
+
+def export(settings, tenant: str, spans: list) -> None:
+    url = f"http://{settings.collector.host}:{settings.collector.port}/v1/traces"
+    exporter = OTLPSpanExporter(endpoint=url, headers={"Authorization": f"Bearer {KEYS[tenant]}"})
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    exporter.shutdown()
+
+
+def test_rollups_equal_independent_totals_and_duplicates_count_once(stack_settings):
+    run = uuid.uuid4().hex[:8]
+    repeats = 10
+    expected = defaultdict(lambda: [0, 0, 0, Decimal(0)])  # calls, input, output, cost
+    now_ns = time.time_ns()
+    for tenant in KEYS:
+        calls = [c for c in CALL_SHAPES if c[0] == tenant] * repeats
+        spans = record_spans(tenant, run, calls, now_ns)
+        export(stack_settings, tenant, spans)
+        export(stack_settings, tenant, spans[:5])  # a retrying exporter re-sends: must not double count
+        for (_, team, prov, model, inp, cr, cc, out, _) in calls:
+            g = expected[(tenant, team, model)]
+            g[0] += 1; g[1] += inp; g[2] += out; g[3] += independent_cost(prov, model, inp, cr, cc, out)
+    total_calls = sum(g[0] for g in expected.values())
+
+    params = {"run": f"{run}-%", "since": (now_ns // 10**9) - 120}
+    raw = wait_for(stack_settings, """
+        SELECT tenant, team, model, count(), sum(input_tokens), sum(output_tokens), sum(cost_usd)
+        FROM token_spans FINAL WHERE session_id LIKE {run:String}
+        GROUP BY tenant, team, model ORDER BY tenant, team, model""", params,
+        lambda rows: sum(r[3] for r in rows) >= total_calls)
+    got_raw = {(r[0], r[1], r[2]): [r[3], r[4], r[5], Decimal(r[6])] for r in raw}
+    assert got_raw == {k: v for k, v in expected.items()}
+
+    # Rollups: the run's spans all ended in the minute of now_ns (this tenant set is the test's own).
+    rollups = wait_for(stack_settings, """
+        SELECT tenant, team, model, sum(calls), sum(input_tokens), sum(output_tokens), sum(cost_usd)
+        FROM spend_1m FINAL
+        WHERE window_start = toStartOfMinute(toDateTime({since:UInt64} + 120, 'UTC'))
+          AND service IN ('it-acme', 'it-globex')
+        GROUP BY tenant, team, model ORDER BY tenant, team, model""", params,
+        lambda rows: sum(r[3] for r in rows) >= total_calls, timeout_s=150)
+    got = {(r[0], r[1], r[2]): [r[3], r[4], r[5], Decimal(r[6])] for r in rollups}
+    assert got == {k: v for k, v in expected.items()}
+
+    unpriced = run_sql(stack_settings, "SELECT count() FROM token_spans FINAL WHERE NOT priced "
+                       "AND model = 'gpt-5-experimental' AND session_id LIKE {run:String}", params).rows[0][0]
+    assert unpriced == repeats
+
+
+def test_late_span_is_counted_once_through_the_late_path(stack_settings):
+    run = uuid.uuid4().hex[:8]
+    ten_minutes_ago = time.time_ns() - 600 * 10**9
+    shape = ("acme", "late-team", "openai", "gpt-4o", 1000, 0, 0, 100, 0)
+    export(stack_settings, "acme", record_spans("acme", run, [shape], ten_minutes_ago))
+    params = {"team": "late-team"}
+    rows = wait_for(stack_settings, "SELECT count(), sum(calls), sum(cost_usd), any(part) FROM spend_1m FINAL "
+                    "WHERE team = {team:String}", params, lambda r: r[0][0] >= 1, timeout_s=60)
+    count, calls, cost, part = rows[0]
+    assert (count, calls) == (1, 1)
+    assert part != ""  # a late part, not a window rollup
+    assert Decimal(cost) == independent_cost("openai", "gpt-4o", 1000, 0, 0, 100)
+    late_flag = run_sql(stack_settings, "SELECT is_late FROM token_spans FINAL WHERE team = {team:String}", params).rows
+    assert late_flag == [[True]] or late_flag == [[1]]
+
+
+def _post(settings, body: bytes, content_type: str, key: str | None = "demo-acme-key"):
+    url = f"http://{settings.collector.host}:{settings.collector.port}/v1/traces"
+    headers = {"Content-Type": content_type, **({"Authorization": f"Bearer {key}"} if key else {})}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_bad_input_gets_clear_errors_and_dead_letters(stack_settings):
+    status, body = _post(stack_settings, b"{definitely not otlp", "application/json")
+    assert status == 400 and "not valid JSON" in json.loads(body)["message"]
+    status, body = _post(stack_settings, b"{}", "application/json", key="stolen-key")
+    assert status == 401 and "unknown API key" in json.loads(body)["message"]
+
+    marker = uuid.uuid4().hex
+    trace = marker[:32]
+    bad = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "bad"}}]},
+           "scopeSpans": [{"spans": [
+               {"traceId": trace, "spanId": "0000000000000001", "name": "neg", "startTimeUnixNano": "1",
+                "endTimeUnixNano": "2", "attributes": [
+                    {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "-10"}},
+                    {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "5"}}]},
+               {"traceId": trace, "spanId": "0000000000000002", "name": "missing", "startTimeUnixNano": "1",
+                "endTimeUnixNano": "2", "attributes": [
+                    {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}]}]}]}]}
+    status, body = _post(stack_settings, json.dumps(bad).encode(), "application/json")
+    assert status == 200 and json.loads(body)["partialSuccess"]["rejectedSpans"] == "2"
+
+    consumer = KafkaConsumer(topics.DEAD_LETTERS.name, **stack_settings.kafka.client_options(),
+                             auto_offset_reset="earliest", consumer_timeout_ms=10_000, group_id=None)
+    reasons = {}
+    for record in consumer:
+        doc = json.loads(record.value)
+        if doc.get("trace_id") == trace:
+            reasons[doc["span_id"]] = doc["reason"]
+        if len(reasons) == 2:
+            break
+    consumer.close()
+    assert "negative" in reasons["0000000000000001"]
+    assert "missing token count gen_ai.usage.input_tokens" in reasons["0000000000000002"]
+
+    # ... and they reach the dead_letters table; the collector is still healthy.
+    rows = wait_for(stack_settings, "SELECT count() FROM dead_letters FINAL WHERE trace_id = {t:String}",
+                    {"t": trace}, lambda r: r[0][0] >= 2, timeout_s=30)
+    assert rows[0][0] == 2
+    with urllib.request.urlopen(f"http://{stack_settings.collector.host}:{stack_settings.collector.port}/health") as r:
+        assert json.loads(r.read())["status"] == "ok"

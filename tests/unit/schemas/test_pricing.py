@@ -1,0 +1,74 @@
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, strategies as st
+from pydantic import ValidationError
+
+from tokenpulse.schemas.pricing import ModelPrice, PriceTable, call_cost_usd, load_price_table
+
+SONNET = ModelPrice(provider="anthropic", model="claude-sonnet-4", input_usd_per_mtok=Decimal("3"),
+                    cached_input_usd_per_mtok=Decimal("0.30"), cache_creation_input_usd_per_mtok=Decimal("3.75"),
+                    output_usd_per_mtok=Decimal("15"), effective_from=date(2025, 5, 22), source="https://example.test/prices")
+
+
+def test_hand_computed_cost_for_every_token_class():
+    # 12000 input of which 8000 cache reads and 1000 cache writes; 900 output of which 300 reasoning.
+    cost = call_cost_usd(SONNET, input_tokens=12000, cached_input_tokens=8000,
+                         cache_creation_input_tokens=1000, output_tokens=900)
+    # 3000 * 3/1e6 + 8000 * 0.30/1e6 + 1000 * 3.75/1e6 + 900 * 15/1e6
+    assert cost == Decimal("0.009") + Decimal("0.0024") + Decimal("0.00375") + Decimal("0.0135")
+    assert cost == Decimal("0.02865")
+
+
+def test_missing_cache_prices_fall_back_to_the_input_price():
+    p = SONNET.model_copy(update={"cached_input_usd_per_mtok": None, "cache_creation_input_usd_per_mtok": None})
+    assert call_cost_usd(p, input_tokens=10, cached_input_tokens=4, cache_creation_input_tokens=6,
+                         output_tokens=0) == Decimal("0.00003")
+
+
+def test_prices_with_more_than_six_decimals_are_refused():
+    with pytest.raises(ValidationError, match="decimal places"):
+        SONNET.model_copy(update={}).model_validate({**SONNET.model_dump(), "input_usd_per_mtok": "0.0000001"})
+
+
+def test_overlapping_periods_are_refused():
+    later = {**SONNET.model_dump(), "effective_from": date(2025, 6, 1)}
+    with pytest.raises(ValidationError, match="overlap"):
+        PriceTable(currency="USD", prices=[SONNET.model_dump(), later])
+
+
+def test_price_in_force_follows_the_effective_dates():
+    old = {**SONNET.model_dump(), "effective_to": date(2025, 7, 1)}
+    new = {**SONNET.model_dump(), "effective_from": date(2025, 7, 1), "input_usd_per_mtok": "2"}
+    table = PriceTable(currency="USD", prices=[old, new])
+    june = 1751000000000  # 2025-06-27
+    july = 1752000000000  # 2025-07-08
+    assert table.price_at("anthropic", "claude-sonnet-4", june).input_usd_per_mtok == Decimal("3")
+    assert table.price_at("anthropic", "claude-sonnet-4", july).input_usd_per_mtok == Decimal("2")
+    assert table.price_at("anthropic", "claude-sonnet-4", 1700000000000) is None  # before any price
+    assert table.price_at("anthropic", "unknown-model", july) is None
+
+
+def test_shipped_price_table_is_valid_and_sourced():
+    table = load_price_table()
+    assert table.prices
+    assert all(p.source and p.effective_from for p in table.prices)
+
+
+calls = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**5)), max_size=50)
+
+
+@given(calls)
+def test_cost_is_exact_and_additive(rows):
+    """Summing per-call costs equals pricing the summed tokens: no rounding anywhere."""
+    total = Decimal(0)
+    for uncached, cached, output in rows:
+        total += call_cost_usd(SONNET, input_tokens=uncached + cached, cached_input_tokens=cached,
+                               cache_creation_input_tokens=0, output_tokens=output)
+    u = sum(r[0] for r in rows)
+    c = sum(r[1] for r in rows)
+    o = sum(r[2] for r in rows)
+    assert total == call_cost_usd(SONNET, input_tokens=u + c, cached_input_tokens=c,
+                                  cache_creation_input_tokens=0, output_tokens=o)
+    assert total.as_tuple().exponent >= -12
