@@ -63,6 +63,13 @@ def _port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # not our child: its own parent reaps it
+
+
 def _log_contains(path: Path, needle: str) -> bool:
     try:
         return needle in path.read_text(errors="replace")
@@ -194,6 +201,7 @@ class Stack:
             return False
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while time.monotonic() < deadline:
+            _reap(pid)  # if we started it, it stays a zombie (and "alive") until reaped
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:

@@ -1,0 +1,179 @@
+"""Benchmark: end-to-end spans/s through the skeleton vs raw Kafka throughput of the same records.
+
+    python bench/e2e_throughput.py [--spans 20000] [--batch 500] [--senders 2]
+
+Starts its own stack under .state/bench (ports as configured, defaults 19092/4318/18124),
+then, in one run:
+  1. raw Kafka: produce the very TokenSpan records the collector would write (kafka-python,
+     acks=all, idempotent: the collector's settings) and consume them back;
+  2. end to end: POST the same spans as OTLP/protobuf to the collector from N sender threads
+     and time until every span is a row in ClickHouse (collector -> Kafka -> Flink -> Kafka ->
+     loader -> chDB), and until the 1-minute rollups account for all of them.
+Prints a table and appends a JSON line to bench/results/results.jsonl (commit, CPU, numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TOKENPULSE_PATHS_STATE_DIR", str(REPO / ".state" / "bench"))
+
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from tokenpulse.collectors.genai_mapping import map_span  # noqa: E402
+from tokenpulse.collectors.otlp_decode import decode  # noqa: E402
+from tokenpulse.settings import Settings  # noqa: E402
+from tokenpulse.sql_client import run_sql  # noqa: E402
+from tokenpulse.stack import Stack  # noqa: E402
+
+MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4"), ("ollama", "llama3.1:8b")]
+
+
+def make_batches(n: int, batch: int, run: str) -> list[bytes]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench-app", "tokenpulse.team": "bench"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("bench")
+    now = time.time_ns()
+    for i in tqdm(range(n), desc="building spans", unit="span", file=sys.stderr):
+        prov, model = MODELS[i % len(MODELS)]
+        s = tracer.start_span("chat", start_time=now - 10**9, attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": prov, "gen_ai.request.model": model,
+            "gen_ai.usage.input_tokens": 1000 + i % 500, "gen_ai.usage.output_tokens": 100 + i % 50,
+            "gen_ai.conversation.id": f"{run}-{i % 200}", "gen_ai.agent.name": "bench-agent"})
+        s.end(end_time=now + i)
+    spans = memory.get_finished_spans()
+    return [encode_spans(spans[i:i + batch]).SerializeToString() for i in range(0, len(spans), batch)]
+
+
+def raw_kafka(settings: Settings, bodies: list[bytes]) -> dict:
+    records = []
+    for body in bodies:
+        for s in decode(body, "application/x-protobuf"):
+            ev = map_span(s, tenant="acme", received_ms=int(time.time() * 1000))
+            records.append((ev.kafka_key(), ev.model_dump_json().encode()))
+    topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(**settings.kafka.client_options())
+    admin.create_topics([NewTopic(topic, 4, 1)])
+    admin.close()
+    producer = KafkaProducer(**settings.kafka.client_options(), acks="all", enable_idempotence=True,
+                             linger_ms=5, compression_type="lz4")
+    t0 = time.perf_counter()
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    produce_s = time.perf_counter() - t0
+    producer.close()
+    consumer = KafkaConsumer(topic, **settings.kafka.client_options(), auto_offset_reset="earliest",
+                             group_id=None, consumer_timeout_ms=5000)
+    t0, got = time.perf_counter(), 0
+    for _ in consumer:
+        got += 1
+        if got == len(records):
+            break
+    consume_s = time.perf_counter() - t0
+    consumer.close()
+    return {"records": len(records), "bytes_per_record": sum(len(v) for _, v in records) // len(records),
+            "produce_per_s": len(records) / produce_s, "consume_per_s": got / consume_s}
+
+
+def end_to_end(settings: Settings, bodies: list[bytes], senders: int, total: int, run: str) -> dict:
+    url = f"http://{settings.collector.host}:{settings.collector.port}/v1/traces"
+    queue = list(bodies)
+    lock = threading.Lock()
+    bar = tqdm(total=total, desc="sending (OTLP/HTTP)", unit="span", file=sys.stderr)
+
+    def sender() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                body = queue.pop()
+            req = urllib.request.Request(url, data=body, headers={
+                "Content-Type": "application/x-protobuf", "Authorization": "Bearer demo-acme-key"})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                assert r.status == 200
+            bar.update(len(decode(body, "application/x-protobuf")))
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    send_s = time.perf_counter() - t0
+    bar.close()
+    params = {"run": f"{run}-%"}
+    landed = 0
+    with tqdm(total=total, desc="landed in ClickHouse", unit="span", file=sys.stderr) as bar2:
+        while landed < total and time.perf_counter() - t0 < 900:
+            landed = run_sql(settings, "SELECT count() FROM token_spans WHERE session_id LIKE {run:String}",
+                             params).rows[0][0]
+            bar2.update(landed - bar2.n)
+            time.sleep(0.5)
+    raw_s = time.perf_counter() - t0
+    rolled = 0
+    while rolled < total and time.perf_counter() - t0 < 900:
+        rolled = run_sql(settings, "SELECT sum(calls) FROM spend_1m FINAL WHERE service = 'bench-app' "
+                         "AND window_start >= now() - INTERVAL 10 MINUTE", {}).rows[0][0] or 0
+        time.sleep(1)
+    rollup_s = time.perf_counter() - t0
+    return {"spans": total, "collector_accept_per_s": total / send_s, "e2e_raw_rows_per_s": total / raw_s,
+            "e2e_raw_seconds": raw_s, "rollups_complete_seconds": rollup_s, "rolled_up_calls": int(rolled)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spans", type=int, default=20_000)
+    ap.add_argument("--batch", type=int, default=500, help="spans per OTLP request")
+    ap.add_argument("--senders", type=int, default=2, help="concurrent OTLP senders")
+    args = ap.parse_args()
+    settings = Settings()
+    stack = Stack(settings)
+    stack.up(lambda m: print(f"[stack] {m}", file=sys.stderr))
+    try:
+        run = uuid.uuid4().hex[:8]
+        bodies = make_batches(args.spans, args.batch, run)
+        kafka = raw_kafka(settings, bodies)
+        e2e = end_to_end(settings, bodies, args.senders, args.spans, run)
+    finally:
+        stack.down()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
+              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
+              "raw_kafka": kafka, "end_to_end": e2e,
+              "ratio_e2e_to_raw_produce": e2e["e2e_raw_rows_per_s"] / kafka["produce_per_s"]}
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    with open(out / "results.jsonl", "a") as f:
+        f.write(json.dumps(result) + "\n")
+    print(f"\nraw Kafka produce (kafka-python, acks=all, idempotent): {kafka['produce_per_s']:>9,.0f} records/s "
+          f"({kafka['bytes_per_record']} B/record)")
+    print(f"raw Kafka consume:                                      {kafka['consume_per_s']:>9,.0f} records/s")
+    print(f"collector accept (OTLP/HTTP -> Kafka acked):            {e2e['collector_accept_per_s']:>9,.0f} spans/s")
+    print(f"end to end, first send -> last raw row in ClickHouse:   {e2e['e2e_raw_rows_per_s']:>9,.0f} spans/s "
+          f"({e2e['e2e_raw_seconds']:.1f} s)")
+    print(f"rollups complete after {e2e['rollups_complete_seconds']:.1f} s (includes waiting for the minute to close)")
+    print(f"ratio end-to-end / raw produce: {result['ratio_e2e_to_raw_produce']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
