@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from .settings import Settings
 
+SERVICES = ["kafka", "loader", "flink-job", "collector"]  # the names Stack.services() uses
 EPILOG = """\
 typical session:
   tokenpulse up                      start Kafka, the loader, the Flink job and the collector
@@ -48,9 +49,10 @@ def cmd_up(settings: Settings, args) -> int:
     from .stack import Stack, StackError
 
     stack = Stack(settings)
-    with tqdm(total=len(stack.services()), desc="starting", unit="service", file=sys.stderr) as bar:
+    only = getattr(args, "only", None)
+    with tqdm(total=len(stack.selected(only)), desc="starting", unit="service", file=sys.stderr) as bar:
         try:
-            stack.up(_stack_progress(bar))
+            stack.up(_stack_progress(bar), only=only)
         except StackError as exc:
             bar.close()
             print(f"error: {exc}", file=sys.stderr)
@@ -66,7 +68,7 @@ def cmd_up(settings: Settings, args) -> int:
 def cmd_down(settings: Settings, args) -> int:
     from .stack import Stack
 
-    Stack(settings).down(lambda m: print(f"  {m}"))
+    Stack(settings).down(lambda m: print(f"  {m}"), only=getattr(args, "only", None))
     print(f"stopped; data stays in {settings.paths.state_dir} (delete it to start from scratch)")
     return 0
 
@@ -225,10 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("up", help="start the local stack (Kafka, loader, Flink job, collector)",
-                   description="Start every service in order and wait until each is healthy. Downloads the "
-                               "Kafka and Flink connector jars from Maven Central on first use.").set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop the local stack, keep its data").set_defaults(func=cmd_down)
+    up = sub.add_parser("up", help="start the local stack (Kafka, loader, Flink job, collector)",
+                        description="Start every service in order and wait until each is healthy. Downloads the "
+                                    "Kafka and Flink connector jars from Maven Central on first use.")
+    up.add_argument("--only", nargs="+", choices=SERVICES, help="start just these services")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="stop the local stack, keep its data")
+    down.add_argument("--only", nargs="+", choices=SERVICES, help="stop just these services")
+    down.set_defaults(func=cmd_down)
     sub.add_parser("status", help="show which services run (exit 3 when none)").set_defaults(func=cmd_status)
 
     demo = sub.add_parser("demo", help="start the stack, run a demo workload, print a spend summary",

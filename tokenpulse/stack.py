@@ -215,12 +215,20 @@ class Stack:
         return True
 
     # --- whole-stack operations ------------------------------------------------------------
-    def up(self, progress: Callable[[str], None] = lambda _: None) -> None:
-        for service in self.services():
+    def selected(self, only: list[str] | None) -> list[Service]:
+        services = self.services()
+        unknown = set(only or ()) - {s.name for s in services}
+        if unknown:
+            raise StackError(f"unknown service(s) {', '.join(sorted(unknown))}; known: "
+                             f"{', '.join(s.name for s in services)}")
+        return [s for s in services if not only or s.name in only]
+
+    def up(self, progress: Callable[[str], None] = lambda _: None, only: list[str] | None = None) -> None:
+        for service in self.selected(only):
             self.start(service, progress)
 
-    def down(self, progress: Callable[[str], None] = lambda _: None) -> None:
-        for service in reversed(self.services()):
+    def down(self, progress: Callable[[str], None] = lambda _: None, only: list[str] | None = None) -> None:
+        for service in reversed(self.selected(only)):
             if self.stop(service.name):
                 progress(f"stopped {service.name}")
 
