@@ -16,17 +16,19 @@ TOKEN_SPAN_COLUMNS = [
     "trace_id", "span_id", "parent_span_id", "operation", "provider", "request_model", "response_model",
     "model", "runtime_kind", "runtime_id", "start_time", "end_time", "received_at",
     "input_tokens", "output_tokens", "cached_input_tokens", "cache_creation_input_tokens", "reasoning_tokens",
-    "status", "error_type", "priced", "cost_usd", "is_late",
+    "status", "error_type", "priced", "cost_usd", "edge_cost_usd", "cloud_equivalent_cost_usd", "is_late",
 ]
 SPEND_1M_COLUMNS = [
     "tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id", "window_start", "part",
     "calls", "error_calls", "unpriced_calls", "input_tokens", "cached_input_tokens",
     "cache_creation_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd",
+    "edge_cost_usd", "cloud_equivalent_cost_usd",
 ]
 DEAD_LETTER_COLUMNS = [
     "tenant", "stage", "reason", "received_at", "trace_id", "span_id", "excerpt",
     "kafka_topic", "kafka_partition", "kafka_offset",
 ]
+_EXTRA_MONEY_FIELDS = ("edge_cost_usd", "cloud_equivalent_cost_usd")  # absent before migration 0005
 _TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "cache_creation_input_tokens", "output_tokens", "reasoning_tokens")
 
 
@@ -69,9 +71,15 @@ def priced_span_row(doc: dict) -> list:
     row["end_time"] = _ms(doc["end_ms"], "end_ms")
     row["received_at"] = _ms(doc.get("received_ms"), "received_ms")
     row["cost_usd"] = _money(doc["cost_usd"])
+    _extra_money(doc, row)
     for f in _TOKEN_FIELDS:
         row[f] = int(doc.get(f) or 0)
     return [row.get(c) for c in TOKEN_SPAN_COLUMNS]
+
+
+def _extra_money(doc: dict, row: dict) -> None:
+    for f in _EXTRA_MONEY_FIELDS:
+        row[f] = _money(doc.get(f) or 0, f)
 
 
 def late_span_rollup_row(doc: dict) -> list:
@@ -87,6 +95,7 @@ def late_span_rollup_row(doc: dict) -> list:
         cost_usd=_money(doc["cost_usd"]),
         **{f: int(doc.get(f) or 0) for f in _TOKEN_FIELDS},
     )
+    _extra_money(doc, row)
     return [row[c] for c in SPEND_1M_COLUMNS]
 
 
@@ -98,6 +107,7 @@ def rollup_row(doc: dict) -> list:
         raise BadRecord(f"window_start {doc['window_start']!r:.40} is not a timestamp") from None
     row = dict(doc)
     row.update(window_start=start, part="", cost_usd=_money(doc["cost_usd"]))
+    _extra_money(doc, row)
     for f in ("calls", "error_calls", "unpriced_calls", *_TOKEN_FIELDS):
         row[f] = int(doc.get(f) or 0)
     return [row.get(c) for c in SPEND_1M_COLUMNS]

@@ -1,7 +1,9 @@
 """Flink job: price every LLM call and roll spend up into 1-minute windows.
 
     source    tokenpulse.spans.raw.v1       TokenSpan JSON + heartbeats, event time = end_ms
-    operation price (generated SQL CASE)    -> deduplicate by (tenant, trace_id, span_id)
+    operation price (generated SQL CASE: API fee from the price table, busy time x rate from
+              the edge runtime profiles, and the cloud-equivalent counterfactual)
+                                            -> deduplicate by (tenant, trace_id, span_id)
               split on the watermark        -> on time: 1-minute tumbling window
                                             -> late:    flagged, rolled up by the loader
     sinks     tokenpulse.spans.priced.v1    every unique span with cost_usd and is_late
@@ -32,10 +34,17 @@ from pathlib import Path
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
 from tokenpulse.schemas import topics
+from tokenpulse.schemas.edge_profiles import EdgeProfiles, load_edge_profiles
 from tokenpulse.schemas.pricing import PriceTable, load_price_table
 from tokenpulse.settings import Settings
 
-from .pricing_sql import cost_expression, priced_columns
+from .pricing_sql import (
+    cloud_equivalent_cost_case,
+    cost_expression,
+    edge_cost_expression,
+    edge_rate_case,
+    priced_columns,
+)
 
 log = logging.getLogger("tokenpulse.stream_jobs.cost_rollup")
 
@@ -94,7 +103,7 @@ def configure(t_env: TableEnvironment, settings: Settings, *, checkpoint_dir: Pa
         cfg.set("execution.checkpointing.num-retained", "2")
 
 
-def build(t_env: TableEnvironment, settings: Settings, prices: PriceTable) -> StatementSet:
+def build(t_env: TableEnvironment, settings: Settings, prices: PriceTable, edge: EdgeProfiles) -> StatementSet:
     """Declare source, views and sinks; return the statement set to execute."""
     kafka = kafka_options(settings)
     delay_s = settings.stream.watermark_delay_ms / 1000
@@ -114,13 +123,17 @@ CREATE TEMPORARY TABLE spans_in ({SPAN_COLUMNS},
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW priced AS
 SELECT {PASS_THROUGH}, event_time, proc_time,
-  {priced_columns(prices)}
+  {priced_columns(prices)},
+  {edge_rate_case(edge)} AS p_edge,
+  {cloud_equivalent_cost_case(edge, prices)} AS cloud_equivalent_cost
 FROM spans_in WHERE kind = 'span'""")
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW costed AS
 SELECT {PASS_THROUGH}, event_time, proc_time,
   p_input IS NOT NULL AS priced,
-  COALESCE({cost_expression()}, CAST(0 AS DECIMAL(38, 12))) AS cost_usd
+  CAST(COALESCE({cost_expression()}, 0) + COALESCE({edge_cost_expression()}, 0) AS DECIMAL(38, 12)) AS cost_usd,
+  CAST(COALESCE({edge_cost_expression()}, 0) AS DECIMAL(38, 12)) AS edge_cost_usd,
+  CAST(COALESCE(cloud_equivalent_cost, 0) AS DECIMAL(38, 12)) AS cloud_equivalent_cost_usd
 FROM priced""")
     t_env.execute_sql("""
 CREATE TEMPORARY VIEW unique_spans AS
@@ -135,7 +148,8 @@ WHERE copy_no = 1""")
     # --- sinks --------------------------------------------------------------------------
     t_env.execute_sql(f"""
 CREATE TEMPORARY TABLE priced_spans_out ({SPAN_COLUMNS.replace('kind STRING, schema_version INT,', '')},
-  priced BOOLEAN, cost_usd DECIMAL(38, 12), is_late BOOLEAN
+  priced BOOLEAN, cost_usd DECIMAL(38, 12), edge_cost_usd DECIMAL(38, 12),
+  cloud_equivalent_cost_usd DECIMAL(38, 12), is_late BOOLEAN
 ) WITH ({kafka}, 'topic' = '{topics.PRICED_SPANS.name}', 'sink.delivery-guarantee' = 'at-least-once',
   'format' = 'json', 'json.encode.decimal-as-plain-number' = 'true')""")
     t_env.execute_sql(f"""
@@ -145,7 +159,8 @@ CREATE TEMPORARY TABLE rollups_out (
   window_start TIMESTAMP(3), window_end TIMESTAMP(3),
   calls BIGINT, error_calls BIGINT, unpriced_calls BIGINT,
   input_tokens BIGINT, cached_input_tokens BIGINT, cache_creation_input_tokens BIGINT,
-  output_tokens BIGINT, reasoning_tokens BIGINT, cost_usd DECIMAL(38, 12)
+  output_tokens BIGINT, reasoning_tokens BIGINT, cost_usd DECIMAL(38, 12),
+  edge_cost_usd DECIMAL(38, 12), cloud_equivalent_cost_usd DECIMAL(38, 12)
 ) WITH ({kafka}, 'topic' = '{topics.ROLLUPS_1M.name}', 'sink.delivery-guarantee' = 'at-least-once',
   'format' = 'json', 'json.encode.decimal-as-plain-number' = 'true')""")
 
@@ -153,14 +168,15 @@ CREATE TEMPORARY TABLE rollups_out (
     statements.add_insert_sql(f"""
 INSERT INTO priced_spans_out
 SELECT {PASS_THROUGH.replace('status, error_type', 'status, error_type, CAST(NULL AS STRING)')},
-  priced, cost_usd, is_late
+  priced, cost_usd, edge_cost_usd, cloud_equivalent_cost_usd, is_late
 FROM classified_spans""")
     statements.add_insert_sql(f"""
 INSERT INTO rollups_out
 SELECT {DIMENSIONS}, window_start, window_end,
   COUNT(*), COUNT(*) FILTER (WHERE status = 'error'), COUNT(*) FILTER (WHERE NOT priced),
   SUM(input_tokens), SUM(cached_input_tokens), SUM(cache_creation_input_tokens),
-  SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_usd)
+  SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_usd),
+  SUM(edge_cost_usd), SUM(cloud_equivalent_cost_usd)
 FROM TABLE(TUMBLE(TABLE on_time_spans, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
 GROUP BY {DIMENSIONS}, window_start, window_end""")
     return statements
@@ -185,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings()
     prices = load_price_table(settings.stream.prices_file)
+    edge = load_edge_profiles(settings.stream.edge_profiles_file)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     checkpoint_root = settings.paths.state_dir / "flink" / "checkpoints"
     configure(t_env, settings, checkpoint_dir=checkpoint_root)
@@ -197,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
             log.info("resuming from checkpoint %s", chk)
             t_env.get_config().set("execution.state-recovery.path", chk.resolve().as_uri())
 
-    statements = build(t_env, settings, prices)
+    statements = build(t_env, settings, prices, edge)
     if args.explain:
         print(statements.explain())
         return

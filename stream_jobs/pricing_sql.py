@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tokenpulse.schemas.edge_profiles import EdgeProfiles
 from tokenpulse.schemas.pricing import ModelPrice, PriceTable
 
 PRICE_TYPE = "DECIMAL(18, 12)"  # one token's price in USD; exact by the table's validation
@@ -70,3 +71,59 @@ def cost_expression() -> str:
         f" + CAST(cache_creation_input_tokens AS {COUNT_TYPE}) * p_cache_creation"
         f" + CAST(output_tokens AS {COUNT_TYPE}) * p_output AS {COST_TYPE})"
     )
+
+
+# --- edge runtimes -----------------------------------------------------------------------
+
+
+def _period(start_ms: int, end_ms: int | None, time_column: str) -> str:
+    cond = f"{time_column} >= {start_ms}"
+    return cond + (f" AND {time_column} < {end_ms}" if end_ms is not None else "")
+
+
+def edge_rate_case(profiles: EdgeProfiles, time_column: str = "end_ms") -> str:
+    """USD per busy millisecond of the call's edge runtime profile, NULL if none applies."""
+    branches = [
+        f"WHEN runtime_kind = 'edge' AND runtime_id = {sql_string(p.runtime_id)} AND "
+        f"{_period(p.effective_from_ms(), p.effective_to_ms(), time_column)} THEN {_decimal_literal(p.usd_per_busy_ms)}"
+        for p in profiles.profiles
+    ]
+    if not branches:
+        return f"CAST(NULL AS {PRICE_TYPE})"
+    return "CASE " + " ".join(branches) + f" ELSE CAST(NULL AS {PRICE_TYPE}) END"
+
+
+def edge_cost_expression() -> str:
+    """Busy time times the profile's rate (the column edge_rate_case adds as `p_edge`)."""
+    return f"CAST(CAST(end_ms - start_ms AS {COUNT_TYPE}) * p_edge AS {COST_TYPE})"
+
+
+def _literal_cost(p: ModelPrice) -> str:
+    """cost_expression() with one price's literals in place of the p_* columns."""
+    return (
+        cost_expression()
+        .replace("p_input", _decimal_literal(p.input_per_token))
+        .replace("p_cached", _decimal_literal(p.cached_input_per_token))
+        .replace("p_cache_creation", _decimal_literal(p.cache_creation_per_token))
+        .replace("p_output", _decimal_literal(p.output_per_token))
+    )
+
+
+def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_column: str = "end_ms") -> str:
+    """What an edge call would have cost at its profile's cloud-equivalent model (counterfactual)."""
+    branches = []
+    for profile in profiles.profiles:
+        eq = profile.cloud_equivalent
+        if eq is None:
+            continue
+        for price in table.prices:
+            if price.provider == eq.provider and eq.model in price.names:
+                branches.append(
+                    f"WHEN runtime_kind = 'edge' AND runtime_id = {sql_string(profile.runtime_id)} AND "
+                    f"{_period(profile.effective_from_ms(), profile.effective_to_ms(), time_column)} AND "
+                    f"{_period(price.effective_from_ms(), price.effective_to_ms(), time_column)} "
+                    f"THEN {_literal_cost(price)}"
+                )
+    if not branches:
+        return f"CAST(NULL AS {COST_TYPE})"
+    return "CASE " + " ".join(branches) + f" ELSE CAST(NULL AS {COST_TYPE}) END"

@@ -149,11 +149,15 @@ def cmd_config_check(settings: Settings, args) -> int:
     from tokenpulse.schemas.tenants import load_tenants
 
     errors = 0
+    from tokenpulse.schemas.edge_profiles import load_edge_profiles
+
     for label, path, loader in (("prices", settings.stream.prices_file, load_price_table),
+                                ("edge", settings.stream.edge_profiles_file, load_edge_profiles),
                                 ("tenants", settings.collector.tenants_file, load_tenants)):
         try:
             loaded = loader(path)
-            count = len(getattr(loaded, "prices", getattr(loaded, "tenants", ())))
+            count = len(getattr(loaded, "prices", None) or getattr(loaded, "profiles", None)
+                        or getattr(loaded, "tenants", ()))
             print(f"  ok    {label:<8} {path} ({count} entries)")
         except (ValidationError, OSError, ValueError) as exc:
             errors += 1
@@ -171,17 +175,19 @@ def cmd_key_hash(settings: Settings, args) -> int:
 def cmd_demo(settings: Settings, args) -> int:
     from .demo import APPS, run_workload
     from .sql_client import format_table, run_sql, saved_query
+    from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
 
     if cmd_up(settings, args) != 0:
         return 1
     try:
         prices = load_price_table(settings.stream.prices_file)
+        edge = load_edge_profiles(settings.stream.edge_profiles_file)
         c = settings.collector
         start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
         print(f"\nsending {args.calls} LLM calls from {len(APPS)} instrumented apps over ~{args.duration:.0f} s")
         with tqdm(total=args.calls, desc="demo calls", unit="call", file=sys.stderr) as bar:
-            expected = run_workload(f"http://{c.host}:{c.port}/v1/traces", prices, calls=args.calls,
+            expected = run_workload(f"http://{c.host}:{c.port}/v1/traces", prices, edge, calls=args.calls,
                                     duration_s=args.duration, progress=bar.update, seed=args.seed)
         tenants = sorted(expected.by_tenant_calls)
         probe = ("SELECT sum(calls), sum(cost_usd) FROM spend_1m FINAL "
@@ -201,8 +207,8 @@ def cmd_demo(settings: Settings, args) -> int:
                 time.sleep(2)
         print("\nspend by team and model (from ClickHouse spend_1m):")
         print(format_table(run_sql(settings, saved_query("spend_by_team_model"), {"hours": 1})))
-        print("\ncloud vs edge:")
-        print(format_table(run_sql(settings, saved_query("cloud_vs_edge_hourly"), {"hours": 1})))
+        print("\ncloud vs edge (hardware + energy by busy time vs the cloud-equivalent model):")
+        print(format_table(run_sql(settings, saved_query("cloud_vs_edge_comparison"), {"hours": 1})))
         print("\nrejected input (dead letters):")
         print(format_table(run_sql(settings, saved_query("dead_letters_recent"), {"hours": 1})))
         ok = rolled == expected.calls and cost == expected.cost_usd

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from tokenpulse.schemas import semconv as sc
+from tokenpulse.schemas.edge_profiles import EdgeProfiles, edge_call_cost_usd
 from tokenpulse.schemas.pricing import PriceTable, call_cost_usd
 
 DEMO_KEYS = {"acme": "demo-acme-key", "globex": "demo-globex-key"}
@@ -73,7 +74,7 @@ def _provider_for(app: App, endpoint: str) -> TracerProvider:
     return provider
 
 
-def run_workload(endpoint: str, prices: PriceTable, *, calls: int, seed: int = 7,
+def run_workload(endpoint: str, prices: PriceTable, edge: EdgeProfiles, *, calls: int, seed: int = 7,
                  duration_s: float = 10.0, progress=None) -> Expected:
     """Send about `calls` LLM-call spans spread over `duration_s`; return the independent totals."""
     rng = random.Random(seed)
@@ -103,22 +104,28 @@ def run_workload(endpoint: str, prices: PriceTable, *, calls: int, seed: int = 7
             sc.REASONING_OUTPUT_TOKENS: reasoning,
         }
         end_ns = time.time_ns()
+        start_ns = end_ns - rng.randint(200, 4000) * 1_000_000
         span = tracers[app.service].start_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attrs,
-                                               start_time=end_ns - rng.randint(200, 4000) * 1_000_000)
+                                               start_time=start_ns)
         span.end(end_time=end_ns)
         if negative:
             expected.rejected += 1
         else:
             expected.calls += 1
             expected.by_tenant_calls[app.tenant] = expected.by_tenant_calls.get(app.tenant, 0) + 1
-            price = prices.price_at(app.provider, model, end_ns // 1_000_000)
+            end_ms = end_ns // 1_000_000
+            price = prices.price_at(app.provider, model, end_ms)
+            profile = edge.profile_at(app.runtime_id, end_ms) if app.runtime_kind == "edge" else None
+            cost = Decimal(0)
             if price is None:
                 expected.unpriced += 1
             else:
-                cost = call_cost_usd(price, input_tokens=input_tokens, cached_input_tokens=cached,
-                                     cache_creation_input_tokens=0, output_tokens=output_tokens)
-                expected.cost_usd += cost
-                expected.by_tenant_cost[app.tenant] = expected.by_tenant_cost.get(app.tenant, Decimal(0)) + cost
+                cost += call_cost_usd(price, input_tokens=input_tokens, cached_input_tokens=cached,
+                                      cache_creation_input_tokens=0, output_tokens=output_tokens)
+            if profile is not None:
+                cost += edge_call_cost_usd(profile, busy_ms=end_ms - start_ns // 1_000_000)
+            expected.cost_usd += cost
+            expected.by_tenant_cost[app.tenant] = expected.by_tenant_cost.get(app.tenant, Decimal(0)) + cost
         if progress:
             progress(1)
         time.sleep(pause)

@@ -105,6 +105,7 @@ class StreamJobSettings(BaseSettings):
     # How long a span id is remembered for deduplication.
     dedup_ttl_ms: int = Field(default=3_600_000, ge=60_000)
     prices_file: Path = REPO_ROOT / "schemas" / "prices.yaml"
+    edge_profiles_file: Path = REPO_ROOT / "schemas" / "edge_profiles.yaml"
     consumer_group: str = "tokenpulse-cost-rollup"
     # Resume from the newest retained checkpoint under <state_dir>/flink/checkpoints.
     resume: bool = True

@@ -7,13 +7,15 @@ WHERE tenant = {tenant:String} AND window_start >= {from:DateTime} AND window_st
 INSERT INTO spend_1m
     (tenant, team, service, provider, model, runtime_kind, runtime_id, window_start, part,
      calls, error_calls, unpriced_calls, input_tokens, cached_input_tokens,
-     cache_creation_input_tokens, output_tokens, reasoning_tokens, cost_usd)
+     cache_creation_input_tokens, output_tokens, reasoning_tokens, cost_usd,
+     edge_cost_usd, cloud_equivalent_cost_usd)
 SELECT
     tenant, team, service, provider, model, runtime_kind, runtime_id,
     toStartOfMinute(end_time) AS window_start, '' AS part,
     count(), countIf(status = 'error'), countIf(NOT priced),
     sum(input_tokens), sum(cached_input_tokens), sum(cache_creation_input_tokens),
-    sum(output_tokens), sum(reasoning_tokens), sum(cost_usd)
+    sum(output_tokens), sum(reasoning_tokens), sum(cost_usd),
+    sum(edge_cost_usd), sum(cloud_equivalent_cost_usd)
 FROM token_spans FINAL
 WHERE tenant = {tenant:String} AND end_time >= {from:DateTime} AND end_time < {to:DateTime}
 GROUP BY tenant, team, service, provider, model, runtime_kind, runtime_id, window_start

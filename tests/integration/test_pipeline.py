@@ -34,7 +34,7 @@ CALL_SHAPES = [
     ("acme", "support", "openai", "gpt-4o", 1200, 400, 0, 300, 0),
     ("acme", "research", "anthropic", "claude-sonnet-4-20250514", 20000, 15000, 2000, 900, 0),
     ("acme", "platform", "openai", "o4-mini", 3000, 0, 0, 2500, 1800),
-    ("acme", "operations", "ollama", "llama3.1:8b", 800, 0, 0, 200, 0),
+    ("acme", "operations", "ollama", "llama3.1:8b", 800, 0, 0, 200, 0),  # edge-plant-01: hardware + energy
     ("globex", "data", "openai", "gpt-5-experimental", 500, 0, 0, 100, 0),  # unknown: unpriced, counted
     ("globex", "sales", "anthropic", "claude-3-5-haiku", 4000, 1000, 500, 700, 0),
 ]
@@ -53,6 +53,27 @@ def independent_cost(provider: str, model: str, inp: int, cr: int, cc: int, out:
     return Decimal(0)
 
 
+def independent_edge_rate(runtime_id: str) -> Decimal:
+    """USD per busy ms from the raw profile YAML: (hardware + energy) as the model documents it."""
+    doc = yaml.safe_load((REPO_ROOT / "schemas" / "edge_profiles.yaml").read_text())
+    p = next(x for x in doc["profiles"] if x["runtime_id"] == runtime_id)
+    d = lambda k: Decimal(str(p[k]))  # noqa: E731
+    u = d("expected_utilization")
+    lifetime_ms = p["depreciation_months"] * Decimal(30.4375 * 24 * 3600 * 1000)
+    hardware = (d("hardware_price_usd") / (lifetime_ms * u)).quantize(Decimal("1e-12"))
+    energy = ((d("load_watts") + d("idle_watts") * (1 - u) / u) * d("pue") * d("energy_usd_per_kwh")
+              / Decimal(3_600_000_000)).quantize(Decimal("1e-12"))
+    return hardware + energy
+
+
+EDGE_RUNTIME = "edge-plant-01"
+
+
+def busy_ms(end_ns: int, i: int) -> int:
+    """The collector's busy time for the i-th span record_spans makes (ms floors of its times)."""
+    return (end_ns + i) // 1_000_000 - (end_ns - 10**9) // 1_000_000
+
+
 def record_spans(tenant: str, run: str, calls: list[tuple], end_ns: int) -> list:
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": f"it-{tenant}"}))
@@ -64,7 +85,7 @@ def record_spans(tenant: str, run: str, calls: list[tuple], end_ns: int) -> list
             "gen_ai.usage.input_tokens": inp, "gen_ai.usage.cache_read.input_tokens": cr,
             "gen_ai.usage.cache_creation.input_tokens": cc, "gen_ai.usage.output_tokens": out,
             "gen_ai.usage.reasoning.output_tokens": rsn, "gen_ai.conversation.id": f"{run}-{team}",
-            "tokenpulse.team": team})
+            "tokenpulse.team": team, **({"tokenpulse.runtime.id": EDGE_RUNTIME} if prov == "ollama" else {})})
         span.end(end_time=end_ns + i)
     return list(memory.get_finished_spans())
 
@@ -86,9 +107,11 @@ def test_rollups_equal_independent_totals_and_duplicates_count_once(stack_settin
         spans = record_spans(tenant, run, calls, now_ns)
         export(stack_settings, tenant, spans)
         export(stack_settings, tenant, spans[:5])  # a retrying exporter re-sends: must not double count
-        for (_, team, prov, model, inp, cr, cc, out, _) in calls:
+        for i, (_, team, prov, model, inp, cr, cc, out, _) in enumerate(calls):
             g = expected[(tenant, team, model)]
             g[0] += 1; g[1] += inp; g[2] += out; g[3] += independent_cost(prov, model, inp, cr, cc, out)
+            if prov == "ollama":
+                g[3] += busy_ms(now_ns, i) * independent_edge_rate(EDGE_RUNTIME)
     total_calls = sum(g[0] for g in expected.values())
 
     params = {"run": f"{run}-%", "since": (now_ns // 10**9) - 120}
@@ -114,6 +137,12 @@ def test_rollups_equal_independent_totals_and_duplicates_count_once(stack_settin
     unpriced = run_sql(stack_settings, "SELECT count() FROM token_spans FINAL WHERE NOT priced "
                        "AND model = 'gpt-5-experimental' AND session_id LIKE {run:String}", params).rows[0][0]
     assert unpriced == repeats
+    edge = run_sql(stack_settings, "SELECT sum(edge_cost_usd), sum(cloud_equivalent_cost_usd), sum(cost_usd) "
+                   "FROM token_spans FINAL WHERE runtime_id = {r:String} AND session_id LIKE {run:String}",
+                   {**params, "r": EDGE_RUNTIME}).rows[0]
+    assert Decimal(edge[0]) == Decimal(edge[2]) > 0  # an edge call's whole cost is hardware + energy
+    # the counterfactual: the same tokens at the profile's cloud equivalent (gpt-4o-mini)
+    assert Decimal(edge[1]) == repeats * independent_cost("openai", "gpt-4o-mini", 800, 0, 0, 200)
 
 
 def test_late_span_is_counted_once_through_the_late_path(stack_settings):

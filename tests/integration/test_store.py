@@ -8,6 +8,9 @@ import sys
 
 import pytest
 
+from tokenpulse.loader.migrations import discover
+
+N = len(discover())
 pytestmark = pytest.mark.integration
 
 
@@ -20,18 +23,18 @@ def tokenpulse(state_dir, *args) -> subprocess.CompletedProcess:
 def test_migrations_up_down_up_on_embedded_clickhouse(tmp_path):
     up = tokenpulse(tmp_path, "migrate", "up")
     assert up.returncode == 0, up.stderr
-    assert "4 migration(s) applied" in up.stdout
+    assert f"{N} migration(s) applied" in up.stdout
     tables = tokenpulse(tmp_path, "sql", "SELECT name FROM system.tables WHERE database = 'tokenpulse' ORDER BY name")
     assert all(t in tables.stdout for t in ("token_spans", "spend_1m", "alerts", "dead_letters"))
 
-    down = tokenpulse(tmp_path, "migrate", "down", "--steps", "4")
-    assert down.returncode == 0 and "4 migration(s) reverted" in down.stdout, down.stderr
+    down = tokenpulse(tmp_path, "migrate", "down", "--steps", str(N))
+    assert down.returncode == 0 and f"{N} migration(s) reverted" in down.stdout, down.stderr
     gone = tokenpulse(tmp_path, "sql", "SELECT count() FROM system.tables WHERE database = 'tokenpulse' "
                                        "AND name != 'schema_migrations'")
     assert gone.stdout.split()[-1] == "0"
 
     again = tokenpulse(tmp_path, "migrate", "up")
-    assert "4 migration(s) applied" in again.stdout
+    assert f"{N} migration(s) applied" in again.stdout
     assert "0 migration(s) applied" in tokenpulse(tmp_path, "migrate", "up").stdout  # idempotent
 
 
@@ -53,5 +56,5 @@ def test_same_migrations_on_a_clickhouse_server(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, "-m", "tokenpulse.cli", *a], env=env, capture_output=True,
                                     text=True, timeout=120)
     assert run("migrate", "up").returncode == 0
-    assert run("migrate", "down", "--steps", "4").returncode == 0
+    assert run("migrate", "down", "--steps", str(N)).returncode == 0
     assert run("migrate", "up").returncode == 0

@@ -1,0 +1,1 @@
+ALTER TABLE spend_1m DROP COLUMN IF EXISTS cloud_equivalent_cost_usd, DROP COLUMN IF EXISTS edge_cost_usd
