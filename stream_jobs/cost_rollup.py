@@ -39,6 +39,8 @@ from tokenpulse.schemas.pricing import PriceTable, load_price_table
 from tokenpulse.settings import Settings
 
 from .pricing_sql import (
+    CALL_COST_TYPE,
+    COST_TYPE,
     cloud_equivalent_cost_case,
     cost_expression,
     edge_cost_expression,
@@ -49,6 +51,11 @@ from .pricing_sql import (
 log = logging.getLogger("tokenpulse.stream_jobs.cost_rollup")
 
 JOB_NAME = "tokenpulse-cost-rollup"
+ZERO = f"CAST(0 AS {CALL_COST_TYPE})"
+# Bump when the job's state changes shape (columns carried through dedup, aggregates, keys):
+# checkpoints live under checkpoints/state-v<N>, and a job only resumes from its own layout.
+# Price or profile changes alter literals only and keep the layout (and the running windows).
+STATE_LAYOUT_VERSION = 2
 DIMENSIONS = "tenant, team, service, provider, model, runtime_kind, runtime_id"
 
 SPAN_COLUMNS = """
@@ -97,6 +104,9 @@ def configure(t_env: TableEnvironment, settings: Settings, *, checkpoint_dir: Pa
     cfg.set("table.exec.state.ttl", f"{s.dedup_ttl_ms} ms")
     cfg.set("execution.checkpointing.interval", f"{s.checkpoint_interval_ms} ms")
     cfg.set("execution.checkpointing.mode", "EXACTLY_ONCE")
+    # Fail visibly instead of restarting forever (e.g. a checkpoint that no longer fits).
+    cfg.set("restart-strategy.type", "exponential-delay")
+    cfg.set("restart-strategy.exponential-delay.attempts-before-reset-backoff", "8")
     if checkpoint_dir is not None:
         cfg.set("execution.checkpointing.dir", checkpoint_dir.resolve().as_uri())
         cfg.set("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
@@ -131,9 +141,9 @@ FROM spans_in WHERE kind = 'span'""")
 CREATE TEMPORARY VIEW costed AS
 SELECT {PASS_THROUGH}, event_time, proc_time,
   p_input IS NOT NULL AS priced,
-  CAST(COALESCE({cost_expression()}, 0) + COALESCE({edge_cost_expression()}, 0) AS DECIMAL(38, 12)) AS cost_usd,
-  CAST(COALESCE({edge_cost_expression()}, 0) AS DECIMAL(38, 12)) AS edge_cost_usd,
-  CAST(COALESCE(cloud_equivalent_cost, 0) AS DECIMAL(38, 12)) AS cloud_equivalent_cost_usd
+  CAST(COALESCE({cost_expression()}, {ZERO}) + COALESCE({edge_cost_expression()}, {ZERO}) AS {COST_TYPE}) AS cost_usd,
+  CAST(COALESCE({edge_cost_expression()}, {ZERO}) AS {COST_TYPE}) AS edge_cost_usd,
+  CAST(COALESCE(cloud_equivalent_cost, {ZERO}) AS {COST_TYPE}) AS cloud_equivalent_cost_usd
 FROM priced""")
     t_env.execute_sql("""
 CREATE TEMPORARY VIEW unique_spans AS
@@ -203,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     prices = load_price_table(settings.stream.prices_file)
     edge = load_edge_profiles(settings.stream.edge_profiles_file)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    checkpoint_root = settings.paths.state_dir / "flink" / "checkpoints"
+    checkpoint_root = settings.paths.state_dir / "flink" / "checkpoints" / f"state-v{STATE_LAYOUT_VERSION}"
     configure(t_env, settings, checkpoint_dir=checkpoint_root)
     jar = args.connector_jar or next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))), None)
     if jar is not None:  # on a cluster the jar may come from `flink run -j` instead

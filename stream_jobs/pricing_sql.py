@@ -15,7 +15,10 @@ from tokenpulse.schemas.edge_profiles import EdgeProfiles
 from tokenpulse.schemas.pricing import ModelPrice, PriceTable
 
 PRICE_TYPE = "DECIMAL(18, 12)"  # one token's price in USD; exact by the table's validation
-COST_TYPE = "DECIMAL(38, 12)"
+COST_TYPE = "DECIMAL(38, 12)"  # stored and summed cost
+# One call's cost components stay narrower, so adding API fee and edge cost (DECIMAL(33,12))
+# never crosses precision 38, where Flink would cut the scale and round.
+CALL_COST_TYPE = "DECIMAL(32, 12)"
 # Token counts are bounded by MAX_TOKENS_PER_CALL (9 digits). Keeping operand precision small
 # matters: Flink reduces the scale of a sum whose precision would exceed 38, which would
 # round the cost. DECIMAL(12,0) * DECIMAL(18,12) = DECIMAL(30,12); four terms stay <= 33.
@@ -69,7 +72,7 @@ def cost_expression() -> str:
         f"CAST(CAST({uncached} AS {COUNT_TYPE}) * p_input"
         f" + CAST(cached_input_tokens AS {COUNT_TYPE}) * p_cached"
         f" + CAST(cache_creation_input_tokens AS {COUNT_TYPE}) * p_cache_creation"
-        f" + CAST(output_tokens AS {COUNT_TYPE}) * p_output AS {COST_TYPE})"
+        f" + CAST(output_tokens AS {COUNT_TYPE}) * p_output AS {CALL_COST_TYPE})"
     )
 
 
@@ -95,7 +98,7 @@ def edge_rate_case(profiles: EdgeProfiles, time_column: str = "end_ms") -> str:
 
 def edge_cost_expression() -> str:
     """Busy time times the profile's rate (the column edge_rate_case adds as `p_edge`)."""
-    return f"CAST(CAST(end_ms - start_ms AS {COUNT_TYPE}) * p_edge AS {COST_TYPE})"
+    return f"CAST(CAST(end_ms - start_ms AS {COUNT_TYPE}) * p_edge AS {CALL_COST_TYPE})"
 
 
 def _literal_cost(p: ModelPrice) -> str:
@@ -125,5 +128,5 @@ def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_c
                     f"THEN {_literal_cost(price)}"
                 )
     if not branches:
-        return f"CAST(NULL AS {COST_TYPE})"
-    return "CASE " + " ".join(branches) + f" ELSE CAST(NULL AS {COST_TYPE}) END"
+        return f"CAST(NULL AS {CALL_COST_TYPE})"
+    return "CASE " + " ".join(branches) + f" ELSE CAST(NULL AS {CALL_COST_TYPE}) END"

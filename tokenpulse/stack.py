@@ -47,6 +47,7 @@ class Service:
     ready_timeout_s: float
     prepare: Callable[[], None] | None = None
     after_ready: Callable[[], None] | None = None
+    env: dict[str, str] | None = None
 
 
 def _http_ok(url: str) -> bool:
@@ -98,8 +99,10 @@ class Stack:
             if s.clickhouse.is_embedded(self.paths) else (lambda: _log_contains(self.log_path("loader"), "loading "))
         )
         out.append(Service("loader", [py, "-m", "tokenpulse.loader"], loader_ready, 60))
+        # The MiniCluster's own JVM log (task failures, restarts) goes beside ours.
         out.append(Service("flink-job", [py, "-m", "tokenpulse.stream_jobs.cost_rollup"],
-                           lambda: _log_contains(self.log_path("flink-job"), " running"), 180))
+                           lambda: _log_contains(self.log_path("flink-job"), " running"), 180,
+                           env={"FLINK_LOG_DIR": str(self.paths.logs / "flink")}))
         out.append(Service("collector", [py, "-m", "tokenpulse.collectors"],
                            lambda: _http_ok(f"http://{s.collector.host}:{s.collector.port}/health"), 30))
         return out
@@ -167,7 +170,11 @@ class Stack:
             progress(f"preparing {service.name}")
             service.prepare()
         logfile = open(self.log_path(service.name), "w")
-        proc = subprocess.Popen(service.command, stdout=logfile, stderr=subprocess.STDOUT,
+        env = {**os.environ, **(service.env or {})}
+        for value in (service.env or {}).values():
+            if value.startswith(str(self.paths.logs)):
+                Path(value).mkdir(parents=True, exist_ok=True)
+        proc = subprocess.Popen(service.command, stdout=logfile, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO_ROOT)
         self._pid_path(service.name).write_text(str(proc.pid))
         progress(f"waiting for {service.name}")

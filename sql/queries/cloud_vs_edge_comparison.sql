@@ -10,8 +10,8 @@ SELECT
     runtime_id,
     sum(calls)                                                        AS calls,
     sum(input_tokens + output_tokens)                                 AS tokens,
-    sum(edge_cost_usd)                                                AS edge_cost_usd,
-    sum(cloud_equivalent_cost_usd)                                    AS cloud_equivalent_cost_usd,
+    sum(edge_cost_usd)                                                AS total_edge_cost_usd,
+    sum(cloud_equivalent_cost_usd)                                    AS total_cloud_equivalent_usd,
     round(sum(edge_cost_usd) * 1e6 / nullIf(sum(input_tokens + output_tokens), 0), 6)             AS edge_usd_per_mtok,
     round(sum(cloud_equivalent_cost_usd) * 1e6 / nullIf(sum(input_tokens + output_tokens), 0), 6) AS cloud_usd_per_mtok,
     multiIf(sum(cloud_equivalent_cost_usd) = 0, 'no cloud equivalent configured',
@@ -20,4 +20,4 @@ SELECT
 FROM spend_1m FINAL
 WHERE runtime_kind = 'edge' AND window_start >= now() - toIntervalHour({hours:UInt32})
 GROUP BY tenant, service, model, runtime_id
-ORDER BY edge_cost_usd DESC
+ORDER BY total_edge_cost_usd DESC
