@@ -10,7 +10,8 @@ import logging
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from pathlib import Path
 from decimal import Decimal
 
 from tqdm import tqdm
@@ -165,6 +166,24 @@ def cmd_config_check(settings: Settings, args) -> int:
     return 1 if errors else 0
 
 
+def cmd_prices_import(settings: Settings, args) -> int:
+    from tokenpulse.schemas.litellm_import import import_file, to_yaml
+
+    result = import_file(args.file, effective_from=args.effective_from, source=args.source,
+                         providers=set(args.provider) if args.provider else None)
+    text = "# Imported from a LiteLLM price file by `tokenpulse prices-import-litellm`; review before use.\n"
+    text += to_yaml(result.table)
+    if args.output:
+        args.output.write_text(text)
+        print(f"wrote {len(result.table.prices)} prices to {args.output}")
+    else:
+        print(text)
+    for key, reason in result.skipped:
+        print(f"  skipped {key}: {reason}", file=sys.stderr)
+    print(f"{len(result.table.prices)} imported, {len(result.skipped)} skipped", file=sys.stderr)
+    return 0
+
+
 def cmd_key_hash(settings: Settings, args) -> int:
     from tokenpulse.schemas.tenants import hash_key
 
@@ -211,6 +230,8 @@ def cmd_demo(settings: Settings, args) -> int:
         print(format_table(run_sql(settings, saved_query("cloud_vs_edge_comparison"), {"hours": 1})))
         print("\nrejected input (dead letters):")
         print(format_table(run_sql(settings, saved_query("dead_letters_recent"), {"hours": 1})))
+        print("\nreconciliation, raw spans vs rollups (diff must be 0):")
+        print(format_table(run_sql(settings, saved_query("reconcile_raw_vs_rollups"), {"days": 1})))
         ok = rolled == expected.calls and cost == expected.cost_usd
         print(f"\ncheck: pipeline rolled up {rolled} calls, ${cost} | demo sent {expected.calls} calls, "
               f"${expected.cost_usd} priced independently ({expected.unpriced} unpriced, "
@@ -278,6 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = sub.add_parser("config-check", help="validate prices and tenants files, report every error")
     cfg.set_defaults(func=cmd_config_check)
+
+    imp = sub.add_parser("prices-import-litellm", help="convert LiteLLM's price JSON into a tokenpulse price table",
+                         description="Reads a local copy of LiteLLM's model_prices_and_context_window.json and "
+                                     "writes tokenpulse price entries (USD per million tokens, exact decimals) "
+                                     "with the effective date and source you state. Nothing is downloaded.")
+    imp.add_argument("file", type=Path, help="the LiteLLM JSON file")
+    imp.add_argument("--effective-from", type=date.fromisoformat, required=True, help="YYYY-MM-DD the prices apply from")
+    imp.add_argument("--source", required=True, help="where the file came from (URL and retrieval date)")
+    imp.add_argument("--provider", action="append", help="keep only this gen_ai provider (repeatable)")
+    imp.add_argument("-o", "--output", type=Path, help="write YAML here instead of printing it")
+    imp.set_defaults(func=cmd_prices_import)
 
     kh = sub.add_parser("key-hash", help="print the SHA-256 digest of an API key for the tenants file")
     kh.add_argument("key")

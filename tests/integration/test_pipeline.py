@@ -144,6 +144,15 @@ def test_rollups_equal_independent_totals_and_duplicates_count_once(stack_settin
     # the counterfactual: the same tokens at the profile's cloud equivalent (gpt-4o-mini)
     assert Decimal(edge[1]) == repeats * independent_cost("openai", "gpt-4o-mini", 800, 0, 0, 200)
 
+    # The FOCUS view: EffectiveCost is everything, BilledCost leaves out the edge's own hardware.
+    focus = run_sql(stack_settings, """
+        SELECT sum(EffectiveCost), sum(BilledCost) FROM focus_spend
+        WHERE ResourceName IN ('it-acme', 'it-globex')
+          AND ChargePeriodStart = toStartOfMinute(toDateTime({since:UInt64} + 120, 'UTC'))""", params).rows[0]
+    total = sum(g[3] for g in expected.values())
+    assert Decimal(focus[0]) == total
+    assert Decimal(focus[1]) == total - Decimal(edge[0])
+
 
 def test_late_span_is_counted_once_through_the_late_path(stack_settings):
     run = uuid.uuid4().hex[:8]

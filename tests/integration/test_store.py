@@ -25,7 +25,7 @@ def test_migrations_up_down_up_on_embedded_clickhouse(tmp_path):
     assert up.returncode == 0, up.stderr
     assert f"{N} migration(s) applied" in up.stdout
     tables = tokenpulse(tmp_path, "sql", "SELECT name FROM system.tables WHERE database = 'tokenpulse' ORDER BY name")
-    assert all(t in tables.stdout for t in ("token_spans", "spend_1m", "alerts", "dead_letters"))
+    assert all(t in tables.stdout for t in ("token_spans", "spend_1m", "alerts", "dead_letters", "focus_spend"))
 
     down = tokenpulse(tmp_path, "migrate", "down", "--steps", str(N))
     assert down.returncode == 0 and f"{N} migration(s) reverted" in down.stdout, down.stderr
@@ -42,7 +42,8 @@ def test_saved_queries_run_on_an_empty_store(tmp_path):
     assert tokenpulse(tmp_path, "migrate", "up").returncode == 0
     for name, params in (("spend_by_team_model", ["hours=1"]), ("reconcile_raw_vs_rollups", ["days=1"]),
                          ("unpriced_calls", ["hours=1"]), ("top_sessions", ["hours=1", "limit=5"]),
-                         ("cloud_vs_edge_hourly", ["hours=1"]), ("dead_letters_recent", ["hours=1"])):
+                         ("cloud_vs_edge_hourly", ["hours=1"]), ("dead_letters_recent", ["hours=1"]),
+                         ("cloud_vs_edge_comparison", ["hours=1"]), ("focus_monthly_by_service", [])):
         args = ["sql", "--saved", name] + [a for p in params for a in ("--param", p)]
         result = tokenpulse(tmp_path, *args)
         assert result.returncode == 0, f"{name}: {result.stderr}"
