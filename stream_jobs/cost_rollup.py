@@ -38,20 +38,11 @@ from tokenpulse.schemas.edge_profiles import EdgeProfiles, load_edge_profiles
 from tokenpulse.schemas.pricing import PriceTable, load_price_table
 from tokenpulse.settings import Settings
 
-from .pricing_sql import (
-    CALL_COST_TYPE,
-    COST_TYPE,
-    cloud_equivalent_cost_case,
-    cost_expression,
-    edge_cost_expression,
-    edge_rate_case,
-    priced_columns,
-)
+from .pricing_sql import cloud_equivalent_cost_case, cost_columns, edge_rate_case, priced_columns
 
 log = logging.getLogger("tokenpulse.stream_jobs.cost_rollup")
 
 JOB_NAME = "tokenpulse-cost-rollup"
-ZERO = f"CAST(0 AS {CALL_COST_TYPE})"
 # Bump when the job's state changes shape (columns carried through dedup, aggregates, keys):
 # checkpoints live under checkpoints/state-v<N>, and a job only resumes from its own layout.
 # Price or profile changes alter literals only and keep the layout (and the running windows).
@@ -140,10 +131,7 @@ FROM spans_in WHERE kind = 'span'""")
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW costed AS
 SELECT {PASS_THROUGH}, event_time, proc_time,
-  p_input IS NOT NULL AS priced,
-  CAST(COALESCE({cost_expression()}, {ZERO}) + COALESCE({edge_cost_expression()}, {ZERO}) AS {COST_TYPE}) AS cost_usd,
-  CAST(COALESCE({edge_cost_expression()}, {ZERO}) AS {COST_TYPE}) AS edge_cost_usd,
-  CAST(COALESCE(cloud_equivalent_cost, {ZERO}) AS {COST_TYPE}) AS cloud_equivalent_cost_usd
+  {cost_columns()}
 FROM priced""")
     t_env.execute_sql("""
 CREATE TEMPORARY VIEW unique_spans AS

@@ -1,5 +1,8 @@
 """Turn the price table into Flink SQL expressions.
 
+The same expressions also run in ClickHouse (pass `null=clickhouse_null`), which is how
+`tokenpulse reprice` recomputes stored spans after a price correction.
+
 Pricing runs inside the JVM as generated SQL (a CASE over provider, model and the
 effective period, compared against the call's end time), not as a Python UDF: the planner
 compiles it to Java code, so the hot path never crosses into Python. A price change is a
@@ -25,6 +28,15 @@ CALL_COST_TYPE = "DECIMAL(32, 12)"
 COUNT_TYPE = "DECIMAL(12, 0)"
 
 
+def flink_null(sql_type: str) -> str:
+    return f"CAST(NULL AS {sql_type})"
+
+
+def clickhouse_null(sql_type: str) -> str:
+    """ClickHouse types are not nullable unless said so."""
+    return f"CAST(NULL AS Nullable({sql_type}))"
+
+
 def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -42,20 +54,20 @@ def _condition(p: ModelPrice, time_column: str) -> str:
     return cond
 
 
-def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms") -> str:
+def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms", null=flink_null) -> str:
     """CASE expression giving one token's price for `per_token` (a ModelPrice property), NULL if unpriced."""
     branches = [
         f"WHEN {_condition(p, time_column)} THEN {_decimal_literal(getattr(p, per_token))}" for p in table.prices
     ]
     if not branches:
-        return f"CAST(NULL AS {PRICE_TYPE})"
-    return "CASE " + " ".join(branches) + f" ELSE CAST(NULL AS {PRICE_TYPE}) END"
+        return null(PRICE_TYPE)
+    return "CASE " + " ".join(branches) + f" ELSE {null(PRICE_TYPE)} END"
 
 
-def priced_columns(table: PriceTable) -> str:
+def priced_columns(table: PriceTable, null=flink_null) -> str:
     """SELECT-list fragment adding the four per-token prices to a spans relation."""
     return ",\n  ".join(
-        f"{price_case(table, prop)} AS {alias}"
+        f"{price_case(table, prop, null=null)} AS {alias}"
         for prop, alias in (
             ("input_per_token", "p_input"),
             ("cached_input_per_token", "p_cached"),
@@ -84,7 +96,7 @@ def _period(start_ms: int, end_ms: int | None, time_column: str) -> str:
     return cond + (f" AND {time_column} < {end_ms}" if end_ms is not None else "")
 
 
-def edge_rate_case(profiles: EdgeProfiles, time_column: str = "end_ms") -> str:
+def edge_rate_case(profiles: EdgeProfiles, time_column: str = "end_ms", null=flink_null) -> str:
     """USD per busy millisecond of the call's edge runtime profile, NULL if none applies."""
     branches = [
         f"WHEN runtime_kind = 'edge' AND runtime_id = {sql_string(p.runtime_id)} AND "
@@ -92,8 +104,8 @@ def edge_rate_case(profiles: EdgeProfiles, time_column: str = "end_ms") -> str:
         for p in profiles.profiles
     ]
     if not branches:
-        return f"CAST(NULL AS {PRICE_TYPE})"
-    return "CASE " + " ".join(branches) + f" ELSE CAST(NULL AS {PRICE_TYPE}) END"
+        return null(PRICE_TYPE)
+    return "CASE " + " ".join(branches) + f" ELSE {null(PRICE_TYPE)} END"
 
 
 def edge_cost_expression() -> str:
@@ -112,7 +124,8 @@ def _literal_cost(p: ModelPrice) -> str:
     )
 
 
-def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_column: str = "end_ms") -> str:
+def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_column: str = "end_ms",
+                               null=flink_null) -> str:
     """What an edge call would have cost at its profile's cloud-equivalent model (counterfactual)."""
     branches = []
     for profile in profiles.profiles:
@@ -128,5 +141,20 @@ def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_c
                     f"THEN {_literal_cost(price)}"
                 )
     if not branches:
-        return f"CAST(NULL AS {CALL_COST_TYPE})"
-    return "CASE " + " ".join(branches) + f" ELSE CAST(NULL AS {CALL_COST_TYPE}) END"
+        return null(CALL_COST_TYPE)
+    return "CASE " + " ".join(branches) + f" ELSE {null(CALL_COST_TYPE)} END"
+
+
+def cost_columns() -> str:
+    """The stored money columns, from the p_* / p_edge / cloud_equivalent_cost columns.
+
+    Shared by the stream job and `tokenpulse reprice`, so both price a span identically.
+    """
+    zero = f"CAST(0 AS {CALL_COST_TYPE})"
+    return (
+        "p_input IS NOT NULL AS priced,\n"
+        f"  CAST(COALESCE({cost_expression()}, {zero}) + COALESCE({edge_cost_expression()}, {zero}) AS {COST_TYPE})"
+        " AS cost_usd,\n"
+        f"  CAST(COALESCE({edge_cost_expression()}, {zero}) AS {COST_TYPE}) AS edge_cost_usd,\n"
+        f"  CAST(COALESCE(cloud_equivalent_cost, {zero}) AS {COST_TYPE}) AS cloud_equivalent_cost_usd"
+    )

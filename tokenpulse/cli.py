@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from decimal import Decimal
 
@@ -184,6 +184,41 @@ def cmd_prices_import(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_reprice(settings: Settings, args) -> int:
+    from tokenpulse.loader.clickhouse import StoreBusy
+    from tokenpulse.loader.migrations import split_statements
+    from tokenpulse.loader.reprice import period_params, reprice_spans_sql
+    from tokenpulse.schemas.edge_profiles import load_edge_profiles
+    from tokenpulse.schemas.pricing import load_price_table
+    from .sql_client import QueryError, format_table, run_sql, saved_query
+
+    if args.to <= args.start:
+        print("error: --to must be after --from", file=sys.stderr)
+        return 2
+    open_from = datetime.now() - timedelta(milliseconds=settings.stream.watermark_delay_ms, minutes=1)
+    if args.to > open_from:
+        print(f"error: windows after {open_from:%Y-%m-%d %H:%M:%S} UTC may still be open in the stream job, which "
+              "would overwrite the rebuilt rollups; choose an earlier --to", file=sys.stderr)
+        return 2
+    prices = load_price_table(settings.stream.prices_file)
+    edge = load_edge_profiles(settings.stream.edge_profiles_file)
+    try:
+        tenants = args.tenant or [r[0] for r in run_sql(
+            settings, "SELECT DISTINCT tenant FROM token_spans WHERE end_time >= {from:DateTime} AND end_time < {to:DateTime}",
+            period_params("", args.start, args.to)).rows]
+        for tenant in tqdm(tenants, desc="repricing", unit="tenant", file=sys.stderr):
+            params = period_params(tenant, args.start, args.to)
+            run_sql(settings, reprice_spans_sql(prices, edge), params)
+            for statement in split_statements(saved_query("rebuild_spend_1m")):
+                run_sql(settings, statement, params)
+        print(f"repriced {len(tenants)} tenant(s) for [{args.start}, {args.to}); reconciliation:")
+        print(format_table(run_sql(settings, saved_query("reconcile_raw_vs_rollups"), {"days": args.days})))
+    except (QueryError, StoreBusy) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_key_hash(settings: Settings, args) -> int:
     from tokenpulse.schemas.tenants import hash_key
 
@@ -310,6 +345,17 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--provider", action="append", help="keep only this gen_ai provider (repeatable)")
     imp.add_argument("-o", "--output", type=Path, help="write YAML here instead of printing it")
     imp.set_defaults(func=cmd_prices_import)
+
+    rp = sub.add_parser("reprice", help="recompute stored costs for a period with the current price table",
+                        description="After correcting schemas/prices.yaml or edge profiles for a past period: "
+                                    "re-prices that period's raw spans, rebuilds its 1-minute rollups from them, "
+                                    "and prints the raw-vs-rollup reconciliation. Restart the Flink job with the "
+                                    "same files first (tokenpulse down --only flink-job; tokenpulse up --only flink-job).")
+    rp.add_argument("--from", dest="start", type=datetime.fromisoformat, required=True, help="UTC start, e.g. 2026-11-01")
+    rp.add_argument("--to", type=datetime.fromisoformat, required=True, help="UTC end (exclusive)")
+    rp.add_argument("--tenant", action="append", help="only this tenant (repeatable; default: all in the period)")
+    rp.add_argument("--days", type=int, default=31, help="days of reconciliation to print (default 31)")
+    rp.set_defaults(func=cmd_reprice)
 
     kh = sub.add_parser("key-hash", help="print the SHA-256 digest of an API key for the tenants file")
     kh.add_argument("key")

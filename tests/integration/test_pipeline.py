@@ -222,3 +222,58 @@ def test_bad_input_gets_clear_errors_and_dead_letters(stack_settings):
     assert rows[0][0] == 2
     with urllib.request.urlopen(f"http://{stack_settings.collector.host}:{stack_settings.collector.port}/health") as r:
         assert json.loads(r.read())["status"] == "ok"
+
+
+def test_reprice_in_clickhouse_matches_flink_and_applies_corrections(stack_settings):
+    """ClickHouse re-evaluates the same generated pricing SQL: with the same catalog it must
+    reproduce Flink's cost to the last digit; with a corrected price it moves by exactly the
+    hand-computed difference, and raw spans and rollups reconcile afterwards."""
+    from datetime import datetime, timedelta, timezone
+
+    from tokenpulse.loader.migrations import split_statements
+    from tokenpulse.loader.reprice import period_params, reprice_spans_sql
+    from tokenpulse.schemas.edge_profiles import load_edge_profiles
+    from tokenpulse.schemas.pricing import PriceTable, load_price_table
+    from tokenpulse.sql_client import saved_query
+
+    run = uuid.uuid4().hex[:8]
+    now_ns = time.time_ns()
+    shapes = [c for c in CALL_SHAPES if c[0] == "acme"] * 3
+    export(stack_settings, "acme", record_spans("acme", run, shapes, now_ns))
+    q = ("SELECT span_id, cost_usd, edge_cost_usd, cloud_equivalent_cost_usd FROM token_spans FINAL "
+         "WHERE session_id LIKE {run:String} ORDER BY span_id")
+    params = {"run": f"{run}-%"}
+    flink = wait_for(stack_settings, q, params, lambda r: len(r) >= len(shapes))
+    assert len(flink) == len(shapes)
+
+    minute = datetime.fromtimestamp(now_ns / 1e9, tz=timezone.utc).replace(second=0, microsecond=0)
+    # Reprice only closed windows (as the CLI insists): wait until the stream has rolled this minute up.
+    m = {"m": minute.strftime("%Y-%m-%d %H:%M:%S")}
+    wait_for(stack_settings, """
+        SELECT (SELECT count() FROM token_spans FINAL WHERE tenant = 'acme' AND toStartOfMinute(end_time) = {m:DateTime})
+             = (SELECT sum(calls) FROM spend_1m FINAL WHERE tenant = 'acme' AND window_start = {m:DateTime})""",
+             m, lambda r: bool(r[0][0]))
+    period = period_params("acme", minute - timedelta(minutes=1), minute + timedelta(minutes=2))
+    prices, edge = load_price_table(), load_edge_profiles()
+
+    def reprice(table: PriceTable) -> None:
+        run_sql(stack_settings, reprice_spans_sql(table, edge), period)
+        for statement in split_statements(saved_query("rebuild_spend_1m")):
+            run_sql(stack_settings, statement, period)
+
+    reprice(prices)
+    assert run_sql(stack_settings, q, params).rows == flink
+
+    corrected = PriceTable.model_validate({**prices.model_dump(), "prices": [
+        {**p.model_dump(), "input_usd_per_mtok": p.input_usd_per_mtok * 2} if p.model == "gpt-4o" else p.model_dump()
+        for p in prices.prices]})
+    before = Decimal(run_sql(stack_settings, "SELECT sum(cost_usd) FROM token_spans FINAL WHERE session_id LIKE "
+                             "{run:String}", params).rows[0][0])
+    reprice(corrected)
+    after = Decimal(run_sql(stack_settings, "SELECT sum(cost_usd) FROM token_spans FINAL WHERE session_id LIKE "
+                            "{run:String}", params).rows[0][0])
+    gpt4o_calls = sum(1 for c in shapes if c[3] == "gpt-4o")
+    assert after - before == gpt4o_calls * (1200 - 400) * Decimal("2.50") / 10**6  # uncached input, 2.50/M more
+    diffs = [Decimal(r[6]) for r in run_sql(stack_settings, saved_query("reconcile_raw_vs_rollups"), {"days": 1}).rows]
+    assert diffs and all(d == 0 for d in diffs)
+    reprice(prices)  # leave the store as the stream priced it
