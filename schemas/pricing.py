@@ -41,10 +41,28 @@ class ModelPrice(BaseModel):
     cached_input_usd_per_mtok: Decimal | None = OptionalPrice
     cache_creation_input_usd_per_mtok: Decimal | None = OptionalPrice
     output_usd_per_mtok: Decimal = Price
-    effective_from: date
-    effective_to: date | None = None
+    # A date means 00:00 UTC that day; a datetime may carry a time (naive = UTC).
+    effective_from: datetime
+    effective_to: datetime | None = None
+    # Context-size tiers: this entry applies to calls with at least this many input tokens;
+    # the entry with the highest threshold a call reaches wins (e.g. >200k-token prompts).
+    min_input_tokens: int = Field(default=0, ge=0)
     source: str = Field(min_length=8, description="URL or document the price was taken from")
     note: str = ""
+
+    @field_validator("effective_from", "effective_to", mode="before")
+    @classmethod
+    def _utc(cls, v):
+        if isinstance(v, date) and not isinstance(v, datetime):
+            return datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
+        return v
+
+    @field_validator("effective_from", "effective_to")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return v
+        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
 
     @field_validator(
         "input_usd_per_mtok", "cached_input_usd_per_mtok", "cache_creation_input_usd_per_mtok", "output_usd_per_mtok"
@@ -92,8 +110,8 @@ class ModelPrice(BaseModel):
         return None if self.effective_to is None else _date_ms(self.effective_to)
 
 
-def _date_ms(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp() * 1000)
+def _date_ms(d: datetime) -> int:
+    return int(d.timestamp() * 1000)
 
 
 class PriceTable(BaseModel):
@@ -109,7 +127,7 @@ class PriceTable(BaseModel):
         for p in self.prices:
             for name in p.names:
                 for other in seen.get((p.provider, name), []):
-                    if _overlaps(p, other):
+                    if p.min_input_tokens == other.min_input_tokens and _overlaps(p, other):
                         errors.append(
                             f"{p.provider}/{name}: periods from {other.effective_from} and {p.effective_from} overlap"
                         )
@@ -118,19 +136,21 @@ class PriceTable(BaseModel):
             raise ValueError("; ".join(errors))
         return self
 
-    def price_at(self, provider: str, model: str, at_ms: int) -> ModelPrice | None:
-        """The price in force for a call that ended at `at_ms`, or None (unpriced)."""
+    def price_at(self, provider: str, model: str, at_ms: int, input_tokens: int = 0) -> ModelPrice | None:
+        """The price in force for a call that ended at `at_ms` with `input_tokens`, or None (unpriced)."""
+        best = None
         for p in self.prices:
             if p.provider == provider and model in p.names and p.effective_from_ms() <= at_ms:
                 end = p.effective_to_ms()
-                if end is None or at_ms < end:
-                    return p
-        return None
+                if (end is None or at_ms < end) and p.min_input_tokens <= input_tokens:
+                    if best is None or p.min_input_tokens > best.min_input_tokens:
+                        best = p
+        return best
 
 
 def _overlaps(a: ModelPrice, b: ModelPrice) -> bool:
-    a_end = a.effective_to or date.max
-    b_end = b.effective_to or date.max
+    a_end = a.effective_to or datetime.max.replace(tzinfo=timezone.utc)
+    b_end = b.effective_to or datetime.max.replace(tzinfo=timezone.utc)
     return a.effective_from < b_end and b.effective_from < a_end
 
 

@@ -48,6 +48,8 @@ def _decimal_literal(value: Decimal) -> str:
 def _condition(p: ModelPrice, time_column: str) -> str:
     names = ", ".join(sql_string(n) for n in p.names)
     cond = f"provider = {sql_string(p.provider)} AND model IN ({names}) AND {time_column} >= {p.effective_from_ms()}"
+    if p.min_input_tokens:
+        cond += f" AND input_tokens >= {p.min_input_tokens}"
     end = p.effective_to_ms()
     if end is not None:
         cond += f" AND {time_column} < {end}"
@@ -56,9 +58,9 @@ def _condition(p: ModelPrice, time_column: str) -> str:
 
 def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms", null=flink_null) -> str:
     """CASE expression giving one token's price for `per_token` (a ModelPrice property), NULL if unpriced."""
-    branches = [
-        f"WHEN {_condition(p, time_column)} THEN {_decimal_literal(getattr(p, per_token))}" for p in table.prices
-    ]
+    # Highest context tier first: CASE takes the first branch that matches.
+    ordered = sorted(table.prices, key=lambda p: -p.min_input_tokens)
+    branches = [f"WHEN {_condition(p, time_column)} THEN {_decimal_literal(getattr(p, per_token))}" for p in ordered]
     if not branches:
         return null(PRICE_TYPE)
     return "CASE " + " ".join(branches) + f" ELSE {null(PRICE_TYPE)} END"
@@ -132,13 +134,14 @@ def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_c
         eq = profile.cloud_equivalent
         if eq is None:
             continue
-        for price in table.prices:
+        for price in sorted(table.prices, key=lambda p: -p.min_input_tokens):
             if price.provider == eq.provider and eq.model in price.names:
                 branches.append(
                     f"WHEN runtime_kind = 'edge' AND runtime_id = {sql_string(profile.runtime_id)} AND "
                     f"{_period(profile.effective_from_ms(), profile.effective_to_ms(), time_column)} AND "
                     f"{_period(price.effective_from_ms(), price.effective_to_ms(), time_column)} "
-                    f"THEN {_literal_cost(price)}"
+                    + (f"AND input_tokens >= {price.min_input_tokens} " if price.min_input_tokens else "")
+                    + f"THEN {_literal_cost(price)}"
                 )
     if not branches:
         return null(CALL_COST_TYPE)

@@ -195,7 +195,7 @@ def cmd_reprice(settings: Settings, args) -> int:
     if args.to <= args.start:
         print("error: --to must be after --from", file=sys.stderr)
         return 2
-    open_from = datetime.now() - timedelta(milliseconds=settings.stream.watermark_delay_ms, minutes=1)
+    open_from = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(milliseconds=settings.stream.watermark_delay_ms, minutes=1)
     if args.to > open_from:
         print(f"error: windows after {open_from:%Y-%m-%d %H:%M:%S} UTC may still be open in the stream job, which "
               "would overwrite the rebuilt rollups; choose an earlier --to", file=sys.stderr)

@@ -114,7 +114,7 @@ def run_workload(endpoint: str, prices: PriceTable, edge: EdgeProfiles, *, calls
             expected.calls += 1
             expected.by_tenant_calls[app.tenant] = expected.by_tenant_calls.get(app.tenant, 0) + 1
             end_ms = end_ns // 1_000_000
-            price = prices.price_at(app.provider, model, end_ms)
+            price = prices.price_at(app.provider, model, end_ms, input_tokens)
             profile = edge.profile_at(app.runtime_id, end_ms) if app.runtime_kind == "edge" else None
             cost = Decimal(0)
             if price is None:

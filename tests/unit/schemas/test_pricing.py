@@ -72,3 +72,23 @@ def test_cost_is_exact_and_additive(rows):
     assert total == call_cost_usd(SONNET, input_tokens=u + c, cached_input_tokens=c,
                                   cache_creation_input_tokens=0, output_tokens=o)
     assert total.as_tuple().exponent >= -12
+
+
+def test_context_tiers_pick_the_highest_threshold_reached():
+    table = load_price_table()
+    at = 1760000000000  # 2025-10-09
+    small = table.price_at("gcp.gemini", "gemini-2.5-pro", at, input_tokens=200_000)
+    large = table.price_at("gcp.gemini", "gemini-2.5-pro", at, input_tokens=200_001)
+    assert (small.input_usd_per_mtok, large.input_usd_per_mtok) == (Decimal("1.25"), Decimal("2.50"))
+    # 250k-token prompt, 1k output: the whole call at the >200k rates
+    assert call_cost_usd(large, input_tokens=250_000, cached_input_tokens=0, cache_creation_input_tokens=0,
+                         output_tokens=1000) == Decimal("0.625") + Decimal("0.015")
+
+
+def test_a_price_change_can_take_effect_mid_day():
+    old = {**SONNET.model_dump(), "effective_to": "2025-07-01T12:00:30Z"}
+    new = {**SONNET.model_dump(), "effective_from": "2025-07-01T12:00:30Z", "output_usd_per_mtok": "12"}
+    table = PriceTable(currency="USD", prices=[old, new])
+    change_ms = 1751371230000  # 2025-07-01T12:00:30Z
+    assert table.price_at("anthropic", "claude-sonnet-4", change_ms - 1).output_usd_per_mtok == Decimal("15")
+    assert table.price_at("anthropic", "claude-sonnet-4", change_ms).output_usd_per_mtok == Decimal("12")
