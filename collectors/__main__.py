@@ -8,6 +8,7 @@ import signal
 from tokenpulse.schemas.tenants import load_tenants
 from tokenpulse.settings import Settings
 
+from .genai_mapping import UsageConventions
 from .kafka_writer import HeartbeatThread, SpanWriter
 from .otlp_http import TraceReceiver, make_server
 
@@ -23,7 +24,10 @@ def run(settings: Settings) -> None:
     tenants = load_tenants(cfg.tenants_file)
     writer = SpanWriter(settings.kafka, collector_id=cfg.collector_id, timeout_s=cfg.produce_timeout_s)
     heartbeats = HeartbeatThread(writer, cfg.heartbeat_interval_ms)
-    server = make_server(TraceReceiver(tenants, writer, max_body_bytes=cfg.max_body_bytes), cfg)
+    conventions = UsageConventions(cache_separate=frozenset(cfg.cache_counts_separate_providers),
+                                   reasoning_separate=frozenset(cfg.reasoning_counts_separate_providers))
+    receiver = TraceReceiver(tenants, writer, max_body_bytes=cfg.max_body_bytes, conventions=conventions)
+    server = make_server(receiver, cfg)
     signal.signal(signal.SIGTERM, _exit_on_signal)  # `tokenpulse down` sends SIGTERM
     heartbeats.start()
     log.info("collector %s listening on http://%s:%d/v1/traces (%d tenants) -> Kafka %s",

@@ -32,6 +32,20 @@ _LLM_MARKERS = (*_PROVIDER_KEYS, sc.REQUEST_MODEL, sc.RESPONSE_MODEL, *_INPUT_KE
 
 
 @dataclass(frozen=True)
+class UsageConventions:
+    """How senders count tokens. OTel GenAI semconv: cache tokens are a subset of input tokens
+    and reasoning tokens a subset of output tokens. Some sources (Anthropic's API usage
+    object, Gemini's thoughts count) report them *beside* input/output instead; for the
+    providers listed here the collector adds them in, so every token is priced exactly once."""
+
+    cache_separate: frozenset[str] = frozenset()
+    reasoning_separate: frozenset[str] = frozenset()
+
+
+SEMCONV_SUBSETS = UsageConventions()
+
+
+@dataclass(frozen=True)
 class Rejection:
     reason: str
     span: OtlpSpan
@@ -56,18 +70,19 @@ def is_llm_span(span: OtlpSpan) -> bool:
     return any(k in span.attributes for k in _LLM_MARKERS)
 
 
-def map_span(span: OtlpSpan, *, tenant: str, received_ms: int) -> TokenSpan | Rejection | None:
+def map_span(span: OtlpSpan, *, tenant: str, received_ms: int,
+             conventions: UsageConventions = SEMCONV_SUBSETS) -> TokenSpan | Rejection | None:
     if not is_llm_span(span):
         return None
     try:
-        return _build(span, tenant, received_ms)
+        return _build(span, tenant, received_ms, conventions)
     except _Bad as exc:
         return Rejection(str(exc), span)
     except ValidationError as exc:
         return Rejection(_explain(exc), span)
 
 
-def _build(span: OtlpSpan, tenant: str, received_ms: int) -> TokenSpan:
+def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConventions) -> TokenSpan:
     a, r = span.attributes, span.resource
     is_error = span.status_code == STATUS_CODE_ERROR or a.get(sc.ERROR_TYPE) is not None
     operation = _label(a.get(sc.OPERATION_NAME)) or "chat"
@@ -84,6 +99,13 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int) -> TokenSpan:
     # A failed call may legitimately report no usage (rate limit, timeout): it cost nothing.
     input_tokens = _count(a, _INPUT_KEYS, required=not is_error)
     output_tokens = _count(a, _OUTPUT_KEYS, required=not is_error and operation not in OPERATIONS_WITHOUT_OUTPUT)
+    cached = _count(a, (sc.CACHE_READ_INPUT_TOKENS,), required=False)
+    cache_creation = _count(a, (sc.CACHE_CREATION_INPUT_TOKENS,), required=False)
+    reasoning = _count(a, (sc.REASONING_OUTPUT_TOKENS,), required=False)
+    if provider in conventions.cache_separate:
+        input_tokens += cached + cache_creation
+    if provider in conventions.reasoning_separate:
+        output_tokens += reasoning
 
     kind_raw = _label(a.get(sc.RUNTIME_KIND) or r.get(sc.RUNTIME_KIND))
     if kind_raw and kind_raw not in RuntimeKind.__members__:
@@ -119,9 +141,9 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int) -> TokenSpan:
         received_ms=received_ms,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        cached_input_tokens=_count(a, (sc.CACHE_READ_INPUT_TOKENS,), required=False),
-        cache_creation_input_tokens=_count(a, (sc.CACHE_CREATION_INPUT_TOKENS,), required=False),
-        reasoning_tokens=_count(a, (sc.REASONING_OUTPUT_TOKENS,), required=False),
+        cached_input_tokens=cached,
+        cache_creation_input_tokens=cache_creation,
+        reasoning_tokens=reasoning,
         status=CallStatus.error if is_error else CallStatus.ok,
         error_type=_label(a.get(sc.ERROR_TYPE)),
     )

@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tokenpulse.schemas.tenants import TenantDirectory
 from tokenpulse.settings import CollectorSettings
 
-from .genai_mapping import Rejection, map_span
+from .genai_mapping import SEMCONV_SUBSETS, Rejection, UsageConventions, map_span
 from .kafka_writer import SpanWriter, WriteFailed
 from .otlp_decode import MalformedRequest, decode
 
@@ -53,8 +53,10 @@ class ExportCounts:
 class TraceReceiver:
     """Transport-free core of the receiver, so tests and other transports can reuse it."""
 
-    def __init__(self, tenants: TenantDirectory, writer: SpanWriter, *, max_body_bytes: int) -> None:
+    def __init__(self, tenants: TenantDirectory, writer: SpanWriter, *, max_body_bytes: int,
+                 conventions: UsageConventions = SEMCONV_SUBSETS) -> None:
         self.tenants, self.writer, self.max_body_bytes = tenants, writer, max_body_bytes
+        self.conventions = conventions
         self.totals = ExportCounts()
 
     def export(self, body: bytes, *, content_type: str, content_encoding: str, api_key: str | None) -> Reply:
@@ -75,7 +77,7 @@ class TraceReceiver:
         received_ms = int(time.time() * 1000)
         accepted, dead, counts = [], [], ExportCounts()
         for span in spans:
-            result = map_span(span, tenant=tenant.id, received_ms=received_ms)
+            result = map_span(span, tenant=tenant.id, received_ms=received_ms, conventions=self.conventions)
             if result is None:
                 counts.ignored += 1
             elif isinstance(result, Rejection):

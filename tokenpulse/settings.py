@@ -92,6 +92,10 @@ class CollectorSettings(BaseSettings):
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
     produce_timeout_s: float = 10.0
     collector_id: str = "collector-local"
+    # Providers whose senders report cache / reasoning tokens beside input / output tokens
+    # instead of as subsets (OTel semconv). JSON lists, e.g. '["anthropic"]'.
+    cache_counts_separate_providers: list[str] = []
+    reasoning_counts_separate_providers: list[str] = []
 
 
 class StreamJobSettings(BaseSettings):

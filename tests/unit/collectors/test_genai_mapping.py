@@ -1,4 +1,5 @@
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,28 @@ def test_dead_letter_excerpt_never_carries_content():
     assert "my secret prompt" not in excerpt and "<content dropped>" in excerpt
     assert len(excerpt) <= 1500
     json.loads(excerpt)  # still readable
+
+
+def test_separately_reported_cache_and_reasoning_counts_are_added_in_once():
+    from tokenpulse.collectors.genai_mapping import UsageConventions
+    from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
+
+    # Anthropic's usage object: input_tokens excludes the 8000 cache reads and 1000 cache writes.
+    attrs = {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4",
+             "gen_ai.usage.input_tokens": 3000, "gen_ai.usage.cache_read.input_tokens": 8000,
+             "gen_ai.usage.cache_creation.input_tokens": 1000, "gen_ai.usage.output_tokens": 900}
+    assert isinstance(map_span(otlp(attrs), tenant="t", received_ms=1), Rejection)  # semconv reading: impossible
+    conv = UsageConventions(cache_separate=frozenset({"anthropic"}))
+    event = map_span(otlp(attrs), tenant="t", received_ms=1, conventions=conv)
+    assert (event.input_tokens, event.cached_input_tokens, event.cache_creation_input_tokens) == (12000, 8000, 1000)
+    price = load_price_table().price_at("anthropic", "claude-sonnet-4", 1760000000000)
+    # each class priced once: 3000 at 3.00 + 8000 at 0.30 + 1000 at 3.75 + 900 at 15.00 (per million)
+    assert call_cost_usd(price, input_tokens=event.input_tokens, cached_input_tokens=8000,
+                         cache_creation_input_tokens=1000, output_tokens=900) == Decimal("0.02865")
+
+    gem = {"gen_ai.provider.name": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-pro",
+           "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 50,
+           "gen_ai.usage.reasoning.output_tokens": 400}
+    event = map_span(otlp(gem), tenant="t", received_ms=1,
+                     conventions=UsageConventions(reasoning_separate=frozenset({"gcp.gemini"})))
+    assert (event.output_tokens, event.reasoning_tokens) == (450, 400)
