@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from helpers import write_test_prices
+
 from tokenpulse.settings import Settings
 from tokenpulse.stack import Stack
 
@@ -25,9 +27,12 @@ TEST_ENV = {
 
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in [*TEST_ENV, "TOKENPULSE_PATHS_STATE_DIR"]}
+    saved = {k: os.environ.get(k) for k in [*TEST_ENV, "TOKENPULSE_PATHS_STATE_DIR", "TOKENPULSE_STREAM_PRICES_FILE"]}
     os.environ.update(TEST_ENV)
-    os.environ["TOKENPULSE_PATHS_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    state = tmp_path_factory.mktemp("state")
+    os.environ["TOKENPULSE_PATHS_STATE_DIR"] = str(state)
+    write_test_prices(state / "prices.yaml")
+    os.environ["TOKENPULSE_STREAM_PRICES_FILE"] = str(state / "prices.yaml")
     settings = Settings()
     stack = Stack(settings)
     try:
