@@ -92,3 +92,10 @@ def test_a_price_change_can_take_effect_mid_day():
     change_ms = 1751371230000  # 2025-07-01T12:00:30Z
     assert table.price_at("anthropic", "claude-sonnet-4", change_ms - 1).output_usd_per_mtok == Decimal("15")
     assert table.price_at("anthropic", "claude-sonnet-4", change_ms).output_usd_per_mtok == Decimal("12")
+
+
+def test_o3_price_cut_is_versioned():
+    table = load_price_table()
+    before = table.price_at("openai", "o3", 1749400000000)  # 2025-06-08
+    after = table.price_at("openai", "o3-2025-04-16", 1749700000000)  # 2025-06-12
+    assert (before.output_usd_per_mtok, after.output_usd_per_mtok) == (Decimal("40.00"), Decimal("8.00"))
