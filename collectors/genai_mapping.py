@@ -146,7 +146,15 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
         reasoning_tokens=reasoning,
         status=CallStatus.error if is_error else CallStatus.ok,
         error_type=_label(a.get(sc.ERROR_TYPE)),
+        service_tier=_service_tier(a),
     )
+
+
+def _service_tier(attrs: dict[str, Any]) -> str:
+    if attrs.get(sc.BATCH) is True:
+        return "batch"
+    tier = (_label(_first(attrs, sc.SERVICE_TIER_KEYS)) or "standard").lower()
+    return "standard" if tier in ("default", "auto") else tier
 
 
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:

@@ -17,6 +17,7 @@ TOKEN_SPAN_COLUMNS = [
     "model", "runtime_kind", "runtime_id", "start_time", "end_time", "received_at",
     "input_tokens", "output_tokens", "cached_input_tokens", "cache_creation_input_tokens", "reasoning_tokens",
     "status", "error_type", "priced", "cost_usd", "edge_cost_usd", "cloud_equivalent_cost_usd", "is_late",
+    "service_tier",
 ]
 SPEND_1M_COLUMNS = [
     "tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id", "window_start", "part",
@@ -71,6 +72,7 @@ def priced_span_row(doc: dict) -> list:
     row["end_time"] = _ms(doc["end_ms"], "end_ms")
     row["received_at"] = _ms(doc.get("received_ms"), "received_ms")
     row["cost_usd"] = _money(doc["cost_usd"])
+    row["service_tier"] = doc.get("service_tier") or "standard"  # absent in records before it existed
     _extra_money(doc, row)
     for f in _TOKEN_FIELDS:
         row[f] = int(doc.get(f) or 0)

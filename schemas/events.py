@@ -84,6 +84,9 @@ class TokenSpan(BaseModel):
 
     status: CallStatus = CallStatus.ok
     error_type: str | None = OptionalLabel
+    # Provider service tier the call was billed under ("standard", "batch", "flex", ...).
+    # Added without a version bump: optional with a default, so v1 readers and writers agree.
+    service_tier: str = Field(default="standard", min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
 
     @model_validator(mode="after")
     def _subsets_and_order(self) -> "TokenSpan":

@@ -47,6 +47,9 @@ class ModelPrice(BaseModel):
     # Context-size tiers: this entry applies to calls with at least this many input tokens;
     # the entry with the highest threshold a call reaches wins (e.g. >200k-token prompts).
     min_input_tokens: int = Field(default=0, ge=0)
+    # Applies to calls billed under this service tier (e.g. "batch" at the batch API's own
+    # published prices). A call whose tier has no entry is priced at the "standard" entry.
+    service_tier: str = Field(default="standard", pattern=r"^[a-z0-9_-]+$")
     source: str = Field(min_length=8, description="URL or document the price was taken from")
     note: str = ""
 
@@ -127,7 +130,8 @@ class PriceTable(BaseModel):
         for p in self.prices:
             for name in p.names:
                 for other in seen.get((p.provider, name), []):
-                    if p.min_input_tokens == other.min_input_tokens and _overlaps(p, other):
+                    same_slot = (p.min_input_tokens, p.service_tier) == (other.min_input_tokens, other.service_tier)
+                    if same_slot and _overlaps(p, other):
                         errors.append(
                             f"{p.provider}/{name}: periods from {other.effective_from} and {p.effective_from} overlap"
                         )
@@ -136,16 +140,30 @@ class PriceTable(BaseModel):
             raise ValueError("; ".join(errors))
         return self
 
-    def price_at(self, provider: str, model: str, at_ms: int, input_tokens: int = 0) -> ModelPrice | None:
-        """The price in force for a call that ended at `at_ms` with `input_tokens`, or None (unpriced)."""
+    def price_at(self, provider: str, model: str, at_ms: int, input_tokens: int = 0,
+                 service_tier: str = "standard") -> ModelPrice | None:
+        """The price in force for a call that ended at `at_ms`, or None (unpriced).
+
+        Preference: an entry for the call's service tier over a "standard" one, then the
+        highest context tier the call's input tokens reach."""
         best = None
         for p in self.prices:
             if p.provider == provider and model in p.names and p.effective_from_ms() <= at_ms:
                 end = p.effective_to_ms()
-                if (end is None or at_ms < end) and p.min_input_tokens <= input_tokens:
-                    if best is None or p.min_input_tokens > best.min_input_tokens:
+                if (end is None or at_ms < end) and p.min_input_tokens <= input_tokens \
+                        and p.service_tier in (service_tier, "standard"):
+                    if best is None or _rank(p, service_tier) > _rank(best, service_tier):
                         best = p
         return best
+
+
+def _rank(p: ModelPrice, service_tier: str) -> tuple[bool, int]:
+    return (p.service_tier == service_tier, p.min_input_tokens)
+
+
+def price_order(prices) -> list[ModelPrice]:
+    """Most specific first (tier-specific, then higher context tiers): the CASE order."""
+    return sorted(prices, key=lambda p: (p.service_tier == "standard", -p.min_input_tokens))
 
 
 def _overlaps(a: ModelPrice, b: ModelPrice) -> bool:

@@ -44,10 +44,15 @@ ERROR_TYPE = _error.ERROR_TYPE
 SERVICE_NAME = _service.SERVICE_NAME
 HOST_NAME = "host.name"
 
+# Service tier actually served (batch, flex, priority, ...): OpenAI's attributes, which
+# semconv moved to the GenAI conventions repository; response first, then request.
+SERVICE_TIER_KEYS = ("openai.response.service_tier", "openai.request.service_tier")
+
 # --- tokenpulse.* (our own, for what semconv has no name for yet) --------------------
 TEAM = "tokenpulse.team"
 RUNTIME_KIND = "tokenpulse.runtime.kind"  # "cloud" | "edge"
 RUNTIME_ID = "tokenpulse.runtime.id"  # links an edge call to its hardware profile
+BATCH = "tokenpulse.request.batch"  # true: the call went through a provider's batch API
 
 # Providers that run on the user's own hardware when no runtime kind is given.
 EDGE_PROVIDERS = frozenset({"ollama", "vllm", "llama.cpp", "llamacpp", "tgi", "lmstudio", "local"})

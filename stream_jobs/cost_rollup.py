@@ -46,7 +46,7 @@ JOB_NAME = "tokenpulse-cost-rollup"
 # Bump when the job's state changes shape (columns carried through dedup, aggregates, keys):
 # checkpoints live under checkpoints/state-v<N>, and a job only resumes from its own layout.
 # Price or profile changes alter literals only and keep the layout (and the running windows).
-STATE_LAYOUT_VERSION = 2
+STATE_LAYOUT_VERSION = 3
 DIMENSIONS = "tenant, team, service, provider, model, runtime_kind, runtime_id"
 
 SPAN_COLUMNS = """
@@ -59,13 +59,13 @@ SPAN_COLUMNS = """
   start_ms BIGINT, end_ms BIGINT, received_ms BIGINT,
   input_tokens BIGINT, output_tokens BIGINT, cached_input_tokens BIGINT,
   cache_creation_input_tokens BIGINT, reasoning_tokens BIGINT,
-  status STRING, error_type STRING, collector_id STRING"""
+  status STRING, error_type STRING, service_tier STRING, collector_id STRING"""
 
 PASS_THROUGH = """tenant, service, team, agent_id, agent_name, session_id, tool_name,
   trace_id, span_id, parent_span_id, operation, provider, request_model, response_model, model,
   runtime_kind, runtime_id, start_ms, end_ms, received_ms,
   input_tokens, output_tokens, cached_input_tokens, cache_creation_input_tokens, reasoning_tokens,
-  status, error_type"""
+  status, error_type, service_tier"""
 
 
 def kafka_options(settings: Settings) -> str:
@@ -165,7 +165,7 @@ CREATE TEMPORARY TABLE rollups_out (
     statements = t_env.create_statement_set()
     statements.add_insert_sql(f"""
 INSERT INTO priced_spans_out
-SELECT {PASS_THROUGH.replace('status, error_type', 'status, error_type, CAST(NULL AS STRING)')},
+SELECT {PASS_THROUGH.replace('service_tier', 'service_tier, CAST(NULL AS STRING)')},
   priced, cost_usd, edge_cost_usd, cloud_equivalent_cost_usd, is_late
 FROM classified_spans""")
     statements.add_insert_sql(f"""

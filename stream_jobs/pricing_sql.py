@@ -15,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tokenpulse.schemas.edge_profiles import EdgeProfiles
-from tokenpulse.schemas.pricing import ModelPrice, PriceTable
+from tokenpulse.schemas.pricing import ModelPrice, PriceTable, price_order
 
 PRICE_TYPE = "DECIMAL(18, 12)"  # one token's price in USD; exact by the table's validation
 COST_TYPE = "DECIMAL(38, 12)"  # stored and summed cost
@@ -48,18 +48,24 @@ def _decimal_literal(value: Decimal) -> str:
 def _condition(p: ModelPrice, time_column: str) -> str:
     names = ", ".join(sql_string(n) for n in p.names)
     cond = f"provider = {sql_string(p.provider)} AND model IN ({names}) AND {time_column} >= {p.effective_from_ms()}"
-    if p.min_input_tokens:
-        cond += f" AND input_tokens >= {p.min_input_tokens}"
     end = p.effective_to_ms()
     if end is not None:
         cond += f" AND {time_column} < {end}"
+    return cond + _tier_conditions(p)
+
+
+def _tier_conditions(p: ModelPrice) -> str:
+    """Context-size tier and service tier: what makes a price entry apply to only some calls."""
+    cond = f" AND input_tokens >= {p.min_input_tokens}" if p.min_input_tokens else ""
+    if p.service_tier != "standard":
+        cond += f" AND service_tier = {sql_string(p.service_tier)}"
     return cond
 
 
 def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms", null=flink_null) -> str:
     """CASE expression giving one token's price for `per_token` (a ModelPrice property), NULL if unpriced."""
-    # Highest context tier first: CASE takes the first branch that matches.
-    ordered = sorted(table.prices, key=lambda p: -p.min_input_tokens)
+    # Most specific first (service tier, then highest context tier): CASE takes the first match.
+    ordered = price_order(table.prices)
     branches = [f"WHEN {_condition(p, time_column)} THEN {_decimal_literal(getattr(p, per_token))}" for p in ordered]
     if not branches:
         return null(PRICE_TYPE)
@@ -134,14 +140,13 @@ def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_c
         eq = profile.cloud_equivalent
         if eq is None:
             continue
-        for price in sorted(table.prices, key=lambda p: -p.min_input_tokens):
+        for price in price_order(table.prices):
             if price.provider == eq.provider and eq.model in price.names:
                 branches.append(
                     f"WHEN runtime_kind = 'edge' AND runtime_id = {sql_string(profile.runtime_id)} AND "
                     f"{_period(profile.effective_from_ms(), profile.effective_to_ms(), time_column)} AND "
                     f"{_period(price.effective_from_ms(), price.effective_to_ms(), time_column)} "
-                    + (f"AND input_tokens >= {price.min_input_tokens} " if price.min_input_tokens else "")
-                    + f"THEN {_literal_cost(price)}"
+                    + _tier_conditions(price) + f" THEN {_literal_cost(price)}"
                 )
     if not branches:
         return null(CALL_COST_TYPE)

@@ -37,19 +37,21 @@ CALL_SHAPES = [
     ("acme", "operations", "ollama", "llama3.1:8b", 800, 0, 0, 200, 0),  # edge-plant-01: hardware + energy
     ("globex", "data", "openai", "gpt-5-experimental", 500, 0, 0, 100, 0),  # unknown: unpriced, counted
     ("globex", "sales", "anthropic", "claude-3-5-haiku", 4000, 1000, 500, 700, 0),
+    ("globex", "batch-jobs", "openai", "gpt-4o", 9000, 0, 0, 1500, 0, "batch"),  # batch API prices
 ]
 
 
-def independent_cost(provider: str, model: str, inp: int, cr: int, cc: int, out: int) -> Decimal:
+def independent_cost(provider: str, model: str, inp: int, cr: int, cc: int, out: int, tier: str = "standard") -> Decimal:
     """Re-derives the price from the raw YAML, without the project's pricing code."""
     doc = yaml.safe_load((REPO_ROOT / "schemas" / "prices.yaml").read_text())
-    for p in doc["prices"]:
-        if p["provider"] == provider and model in [p["model"], *p.get("aliases", [])]:
-            base = Decimal(str(p["input_usd_per_mtok"]))
-            cached = Decimal(str(p.get("cached_input_usd_per_mtok", base)))
-            write = Decimal(str(p.get("cache_creation_input_usd_per_mtok", base)))
-            output = Decimal(str(p["output_usd_per_mtok"]))
-            return ((inp - cr - cc) * base + cr * cached + cc * write + out * output) / Decimal(10**6)
+    entries = [p for p in doc["prices"] if p["provider"] == provider and model in [p["model"], *p.get("aliases", [])]]
+    tiered = [p for p in entries if p.get("service_tier") == tier]
+    for p in tiered or [p for p in entries if p.get("service_tier", "standard") == "standard"]:
+        base = Decimal(str(p["input_usd_per_mtok"]))
+        cached = Decimal(str(p.get("cached_input_usd_per_mtok", base)))
+        write = Decimal(str(p.get("cache_creation_input_usd_per_mtok", base)))
+        output = Decimal(str(p["output_usd_per_mtok"]))
+        return ((inp - cr - cc) * base + cr * cached + cc * write + out * output) / Decimal(10**6)
     return Decimal(0)
 
 
@@ -79,13 +81,14 @@ def record_spans(tenant: str, run: str, calls: list[tuple], end_ns: int) -> list
     provider = TracerProvider(resource=Resource.create({"service.name": f"it-{tenant}"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("integration")
-    for i, (_, team, prov, model, inp, cr, cc, out, rsn) in enumerate(calls):
+    for i, (_, team, prov, model, inp, cr, cc, out, rsn, *tier) in enumerate(calls):
         span = tracer.start_span(f"chat {model}", start_time=end_ns - 10**9, attributes={
             "gen_ai.operation.name": "chat", "gen_ai.provider.name": prov, "gen_ai.request.model": model,
             "gen_ai.usage.input_tokens": inp, "gen_ai.usage.cache_read.input_tokens": cr,
             "gen_ai.usage.cache_creation.input_tokens": cc, "gen_ai.usage.output_tokens": out,
             "gen_ai.usage.reasoning.output_tokens": rsn, "gen_ai.conversation.id": f"{run}-{team}",
-            "tokenpulse.team": team, **({"tokenpulse.runtime.id": EDGE_RUNTIME} if prov == "ollama" else {})})
+            "tokenpulse.team": team, **({"tokenpulse.runtime.id": EDGE_RUNTIME} if prov == "ollama" else {}),
+            **({"tokenpulse.request.batch": True} if tier == ["batch"] else {})})
         span.end(end_time=end_ns + i)
     return list(memory.get_finished_spans())
 
@@ -107,9 +110,9 @@ def test_rollups_equal_independent_totals_and_duplicates_count_once(stack_settin
         spans = record_spans(tenant, run, calls, now_ns)
         export(stack_settings, tenant, spans)
         export(stack_settings, tenant, spans[:5])  # a retrying exporter re-sends: must not double count
-        for i, (_, team, prov, model, inp, cr, cc, out, _) in enumerate(calls):
+        for i, (_, team, prov, model, inp, cr, cc, out, _, *tier) in enumerate(calls):
             g = expected[(tenant, team, model)]
-            g[0] += 1; g[1] += inp; g[2] += out; g[3] += independent_cost(prov, model, inp, cr, cc, out)
+            g[0] += 1; g[1] += inp; g[2] += out; g[3] += independent_cost(prov, model, inp, cr, cc, out, *tier)
             if prov == "ollama":
                 g[3] += busy_ms(now_ns, i) * independent_edge_rate(EDGE_RUNTIME)
     total_calls = sum(g[0] for g in expected.values())

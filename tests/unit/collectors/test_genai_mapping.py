@@ -107,3 +107,11 @@ def test_separately_reported_cache_and_reasoning_counts_are_added_in_once():
     event = map_span(otlp(gem), tenant="t", received_ms=1,
                      conventions=UsageConventions(reasoning_separate=frozenset({"gcp.gemini"})))
     assert (event.output_tokens, event.reasoning_tokens) == (450, 400)
+
+
+@pytest.mark.parametrize("extra, tier", [
+    ({}, "standard"), ({"tokenpulse.request.batch": True}, "batch"),
+    ({"openai.response.service_tier": "flex"}, "flex"), ({"openai.request.service_tier": "auto"}, "standard"),
+])
+def test_service_tier_is_read_from_the_span(extra, tier):
+    assert map_span(otlp({**LLM_ATTRS, **extra}), tenant="t", received_ms=1).service_tier == tier

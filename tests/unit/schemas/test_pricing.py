@@ -99,3 +99,12 @@ def test_o3_price_cut_is_versioned():
     before = table.price_at("openai", "o3", 1749400000000)  # 2025-06-08
     after = table.price_at("openai", "o3-2025-04-16", 1749700000000)  # 2025-06-12
     assert (before.output_usd_per_mtok, after.output_usd_per_mtok) == (Decimal("40.00"), Decimal("8.00"))
+
+
+def test_batch_calls_use_batch_prices_and_unknown_tiers_fall_back_to_standard():
+    table = load_price_table()
+    at = 1760000000000
+    batch = table.price_at("openai", "gpt-4o", at, service_tier="batch")
+    flex = table.price_at("openai", "gpt-4o", at, service_tier="flex")
+    assert (batch.service_tier, batch.input_usd_per_mtok) == ("batch", Decimal("1.25"))
+    assert (flex.service_tier, flex.input_usd_per_mtok) == ("standard", Decimal("2.50"))
