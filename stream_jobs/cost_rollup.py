@@ -38,7 +38,13 @@ from tokenpulse.schemas.edge_profiles import EdgeProfiles, load_edge_profiles
 from tokenpulse.schemas.pricing import PriceTable, load_price_table
 from tokenpulse.settings import Settings
 
-from .pricing_sql import cloud_equivalent_cost_case, cost_columns, edge_rate_case, priced_columns
+from .pricing_sql import (
+    check_stream_catalog_size,
+    cloud_equivalent_cost_case,
+    cost_columns,
+    edge_rate_case,
+    priced_columns,
+)
 
 log = logging.getLogger("tokenpulse.stream_jobs.cost_rollup")
 
@@ -106,6 +112,7 @@ def configure(t_env: TableEnvironment, settings: Settings, *, checkpoint_dir: Pa
 
 def build(t_env: TableEnvironment, settings: Settings, prices: PriceTable, edge: EdgeProfiles) -> StatementSet:
     """Declare source, views and sinks; return the statement set to execute."""
+    check_stream_catalog_size(prices)
     kafka = kafka_options(settings)
     delay_s = settings.stream.watermark_delay_ms / 1000
 

@@ -17,6 +17,12 @@ from decimal import Decimal
 from tokenpulse.schemas.edge_profiles import EdgeProfiles
 from tokenpulse.schemas.pricing import ModelPrice, PriceTable, price_order
 
+# Measured (bench/README.md): the CASE prices ~200k calls/s with the shipped catalog (21
+# entries), ~110k/s at 31, but only ~11k/s at 64 and stalls at 200: the generated method
+# outgrows what the JIT compiles. Beyond this size the job refuses to start rather than
+# silently crawl; trim the catalog to the models you use (prices-import-litellm --provider).
+MAX_STREAM_PRICE_ENTRIES = 40
+
 PRICE_TYPE = "DECIMAL(18, 12)"  # one token's price in USD; exact by the table's validation
 COST_TYPE = "DECIMAL(38, 12)"  # stored and summed cost
 # One call's cost components stay narrower, so adding API fee and edge cost (DECIMAL(33,12))
@@ -70,6 +76,19 @@ def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms", n
     if not branches:
         return null(PRICE_TYPE)
     return "CASE " + " ".join(branches) + f" ELSE {null(PRICE_TYPE)} END"
+
+
+class CatalogTooLarge(ValueError):
+    pass
+
+
+def check_stream_catalog_size(table: PriceTable) -> None:
+    if len(table.prices) > MAX_STREAM_PRICE_ENTRIES:
+        raise CatalogTooLarge(
+            f"the price catalog has {len(table.prices)} entries; the stream job prices with generated SQL that "
+            f"stays fast up to {MAX_STREAM_PRICE_ENTRIES} (see bench/README.md). Keep only the providers and "
+            "models you use, e.g. `tokenpulse prices-import-litellm FILE --provider openai ...`."
+        )
 
 
 def priced_columns(table: PriceTable, null=flink_null) -> str:

@@ -157,6 +157,9 @@ def cmd_config_check(settings: Settings, args) -> int:
                                 ("tenants", settings.collector.tenants_file, load_tenants)):
         try:
             loaded = loader(path)
+            if label == "prices":
+                from tokenpulse.stream_jobs.pricing_sql import check_stream_catalog_size
+                check_stream_catalog_size(loaded)
             count = len(getattr(loaded, "prices", None) or getattr(loaded, "profiles", None)
                         or getattr(loaded, "tenants", ()))
             print(f"  ok    {label:<8} {path} ({count} entries)")

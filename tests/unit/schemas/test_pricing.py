@@ -108,3 +108,13 @@ def test_batch_calls_use_batch_prices_and_unknown_tiers_fall_back_to_standard():
     flex = table.price_at("openai", "gpt-4o", at, service_tier="flex")
     assert (batch.service_tier, batch.input_usd_per_mtok) == ("batch", Decimal("1.25"))
     assert (flex.service_tier, flex.input_usd_per_mtok) == ("standard", Decimal("2.50"))
+
+
+def test_a_catalog_too_large_for_the_stream_is_refused_with_advice():
+    from tokenpulse.stream_jobs.pricing_sql import MAX_STREAM_PRICE_ENTRIES, CatalogTooLarge, check_stream_catalog_size
+
+    big = PriceTable(currency="USD", prices=[{**SONNET.model_dump(), "model": f"m{i}"}
+                                             for i in range(MAX_STREAM_PRICE_ENTRIES + 1)])
+    with pytest.raises(CatalogTooLarge, match="prices-import-litellm"):
+        check_stream_catalog_size(big)
+    check_stream_catalog_size(load_price_table())  # the shipped catalog fits
