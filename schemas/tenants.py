@@ -26,8 +26,7 @@ class Tenant(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     api_key_sha256: tuple[str, ...] = Field(min_length=1)
-    # Prompts and completions are dropped at the collector unless this is true.
-    capture_content: bool = False
+    # (Content capture is not offered: prompts and completions are never copied into events.)
 
     @model_validator(mode="after")
     def _hex_digests(self) -> "Tenant":

@@ -9,7 +9,6 @@ import argparse
 import logging
 import sys
 import time
-import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from decimal import Decimal

@@ -62,7 +62,6 @@ class Expected:
     unpriced: int = 0
     cost_usd: Decimal = Decimal(0)
     by_tenant_calls: dict[str, int] = field(default_factory=dict)
-    by_tenant_cost: dict[str, Decimal] = field(default_factory=dict)
 
 
 def _provider_for(app: App, endpoint: str) -> TracerProvider:
@@ -125,7 +124,6 @@ def run_workload(endpoint: str, prices: PriceTable, edge: EdgeProfiles, *, calls
             if profile is not None:
                 cost += edge_call_cost_usd(profile, busy_ms=end_ms - start_ns // 1_000_000)
             expected.cost_usd += cost
-            expected.by_tenant_cost[app.tenant] = expected.by_tenant_cost.get(app.tenant, Decimal(0)) + cost
         if progress:
             progress(1)
         time.sleep(pause)

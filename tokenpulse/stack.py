@@ -12,7 +12,6 @@ leaves no orphans.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -241,6 +240,3 @@ class Stack:
 
     def status(self) -> dict[str, int | None]:
         return {s.name: self.pid(s.name) for s in self.services()}
-
-    def status_json(self) -> str:
-        return json.dumps(self.status())
