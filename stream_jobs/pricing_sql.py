@@ -51,13 +51,15 @@ def _decimal_literal(value: Decimal) -> str:
     return f"CAST({sql_string(format(value, 'f'))} AS {PRICE_TYPE})"
 
 
+def _period(start_ms: int, end_ms: int | None, time_column: str) -> str:
+    cond = f"{time_column} >= {start_ms}"
+    return cond + (f" AND {time_column} < {end_ms}" if end_ms is not None else "")
+
+
 def _condition(p: ModelPrice, time_column: str) -> str:
     names = ", ".join(sql_string(n) for n in p.names)
-    cond = f"provider = {sql_string(p.provider)} AND model IN ({names}) AND {time_column} >= {p.effective_from_ms()}"
-    end = p.effective_to_ms()
-    if end is not None:
-        cond += f" AND {time_column} < {end}"
-    return cond + _tier_conditions(p)
+    period = _period(p.effective_from_ms(), p.effective_to_ms(), time_column)
+    return f"provider = {sql_string(p.provider)} AND model IN ({names}) AND {period}" + _tier_conditions(p)
 
 
 def _tier_conditions(p: ModelPrice) -> str:
@@ -116,11 +118,6 @@ def cost_expression() -> str:
 
 
 # --- edge runtimes -----------------------------------------------------------------------
-
-
-def _period(start_ms: int, end_ms: int | None, time_column: str) -> str:
-    cond = f"{time_column} >= {start_ms}"
-    return cond + (f" AND {time_column} < {end_ms}" if end_ms is not None else "")
 
 
 def edge_rate_case(profiles: EdgeProfiles, time_column: str = "end_ms", null=flink_null) -> str:

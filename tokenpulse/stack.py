@@ -99,9 +99,11 @@ class Stack:
         )
         out.append(Service("loader", [py, "-m", "tokenpulse.loader"], loader_ready, 60))
         # The MiniCluster's own JVM log (task failures, restarts) goes beside ours.
+        flink_logs = self.paths.logs / "flink"
         out.append(Service("flink-job", [py, "-m", "tokenpulse.stream_jobs.cost_rollup"],
                            lambda: _log_contains(self.log_path("flink-job"), " running"), 180,
-                           env={"FLINK_LOG_DIR": str(self.paths.logs / "flink")}))
+                           prepare=lambda: flink_logs.mkdir(parents=True, exist_ok=True),
+                           env={"FLINK_LOG_DIR": str(flink_logs)}))
         out.append(Service("collector", [py, "-m", "tokenpulse.collectors"],
                            lambda: _http_ok(f"http://{s.collector.host}:{s.collector.port}/health"), 30))
         return out
@@ -170,9 +172,6 @@ class Stack:
             service.prepare()
         logfile = open(self.log_path(service.name), "w")
         env = {**os.environ, **(service.env or {})}
-        for value in (service.env or {}).values():
-            if value.startswith(str(self.paths.logs)):
-                Path(value).mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(service.command, stdout=logfile, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO_ROOT)
         self._pid_path(service.name).write_text(str(proc.pid))
