@@ -9,7 +9,9 @@ payload is ignored. Prompt and completion content is never copied into the event
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ OPERATIONS_WITHOUT_OUTPUT = frozenset({"embeddings", "embedding"})
 _PROVIDER_KEYS = (sc.PROVIDER_NAME, "gen_ai.system")
 _INPUT_KEYS = (sc.INPUT_TOKENS, "gen_ai.usage.prompt_tokens")
 _OUTPUT_KEYS = (sc.OUTPUT_TOKENS, "gen_ai.usage.completion_tokens")
+_FINGERPRINT_OK = re.compile(r"[A-Za-z0-9_:.-]{1,128}")
 _LLM_MARKERS = (*_PROVIDER_KEYS, sc.REQUEST_MODEL, sc.RESPONSE_MODEL, *_INPUT_KEYS, *_OUTPUT_KEYS)
 
 
@@ -126,6 +129,7 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
         agent_name=_label(a.get(sc.AGENT_NAME)),
         session_id=_label(a.get(sc.CONVERSATION_ID)),
         tool_name=_label(a.get(sc.TOOL_NAME)),
+        call_fingerprint=_fingerprint(a),
         trace_id=span.trace_id,
         span_id=span.span_id,
         parent_span_id=span.parent_span_id,
@@ -148,6 +152,15 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
         error_type=_label(a.get(sc.ERROR_TYPE)),
         service_tier=_service_tier(a),
     )
+
+
+def _fingerprint(attrs: dict[str, Any]) -> str | None:
+    """The sender's call fingerprint; an opaque value in another format is hashed into ours
+    rather than rejected (it is a loop-detection hint, not billing data)."""
+    value = _label(attrs.get(sc.CALL_FINGERPRINT))
+    if value is None or _FINGERPRINT_OK.fullmatch(value):
+        return value
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
 def _service_tier(attrs: dict[str, Any]) -> str:

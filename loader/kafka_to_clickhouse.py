@@ -23,7 +23,8 @@ from .clickhouse import LockedClient
 
 log = logging.getLogger(__name__)
 
-SOURCE_TOPICS = (topics.PRICED_SPANS.name, topics.ROLLUPS_1M.name, topics.DEAD_LETTERS.name)
+SOURCE_TOPICS = (topics.PRICED_SPANS.name, topics.ROLLUPS_1M.name, topics.DEAD_LETTERS.name,
+                 topics.ALERTS.name, topics.ALERT_DISPATCHES.name)
 MAX_BACKOFF_S = 30.0
 
 
@@ -32,6 +33,8 @@ class Batch:
     token_spans: list[list] = field(default_factory=list)
     spend_1m: list[list] = field(default_factory=list)
     dead_letters: list[list] = field(default_factory=list)
+    alerts: list[list] = field(default_factory=list)
+    alert_dispatches: list[list] = field(default_factory=list)
     records: int = 0
 
     def add(self, topic: str, partition: int, offset: int, value: bytes) -> None:
@@ -44,6 +47,10 @@ class Batch:
                     self.spend_1m.append(rows.late_span_rollup_row(doc))
             elif topic == topics.ROLLUPS_1M.name:
                 self.spend_1m.append(rows.rollup_row(doc))
+            elif topic == topics.ALERTS.name:
+                self.alerts.append(rows.alert_row(doc))
+            elif topic == topics.ALERT_DISPATCHES.name:
+                self.alert_dispatches.append(rows.dispatch_row(doc))
             else:
                 self.dead_letters.append(rows.dead_letter_row(doc, topic, partition, offset))
         except (rows.BadRecord, KeyError, TypeError, ValueError) as exc:
@@ -109,6 +116,8 @@ class KafkaToClickHouse:
                     ("token_spans", batch.token_spans, rows.TOKEN_SPAN_COLUMNS),
                     ("spend_1m", batch.spend_1m, rows.SPEND_1M_COLUMNS),
                     ("dead_letters", batch.dead_letters, rows.DEAD_LETTER_COLUMNS),
+                    ("alerts", batch.alerts, rows.ALERT_COLUMNS),
+                    ("alert_dispatches", batch.alert_dispatches, rows.DISPATCH_COLUMNS),
                 ):
                     if data:
                         self.store.insert(table, data, columns)
@@ -124,5 +133,6 @@ class KafkaToClickHouse:
         s.token_spans += len(batch.token_spans)
         s.spend_1m += len(batch.spend_1m)
         s.dead_letters += len(batch.dead_letters)
-        log.info("batch %d: %d records -> token_spans %d, spend_1m %d, dead_letters %d",
-                 s.batches, batch.records, len(batch.token_spans), len(batch.spend_1m), len(batch.dead_letters))
+        log.info("batch %d: %d records -> token_spans %d, spend_1m %d, dead_letters %d, alerts %d, dispatches %d",
+                 s.batches, batch.records, len(batch.token_spans), len(batch.spend_1m), len(batch.dead_letters),
+                 len(batch.alerts), len(batch.alert_dispatches))

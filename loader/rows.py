@@ -17,13 +17,21 @@ TOKEN_SPAN_COLUMNS = [
     "model", "runtime_kind", "runtime_id", "start_time", "end_time", "received_at",
     "input_tokens", "output_tokens", "cached_input_tokens", "cache_creation_input_tokens", "reasoning_tokens",
     "status", "error_type", "priced", "cost_usd", "edge_cost_usd", "cloud_equivalent_cost_usd", "is_late",
-    "service_tier",
+    "service_tier", "call_fingerprint",
 ]
 SPEND_1M_COLUMNS = [
     "tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id", "window_start", "part",
     "calls", "error_calls", "unpriced_calls", "input_tokens", "cached_input_tokens",
     "cache_creation_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd",
     "edge_cost_usd", "cloud_equivalent_cost_usd",
+]
+ALERT_COLUMNS = [
+    "tenant", "alert_id", "dedupe_key", "kind", "rule", "severity", "action", "service", "team", "agent_name",
+    "session_id", "state", "opened_at", "resolved_at", "summary", "details", "source", "updated_at",
+]
+DISPATCH_COLUMNS = [
+    "tenant", "alert_id", "dedupe_key", "state", "hook", "hook_kind", "outcome", "attempts", "http_status",
+    "error", "first_attempt_at", "finished_at",
 ]
 DEAD_LETTER_COLUMNS = [
     "tenant", "stage", "reason", "received_at", "trace_id", "span_id", "excerpt",
@@ -113,6 +121,34 @@ def rollup_row(doc: dict) -> list:
     for f in ("calls", "error_calls", "unpriced_calls", *_TOKEN_FIELDS):
         row[f] = int(doc.get(f) or 0)
     return [row.get(c) for c in SPEND_1M_COLUMNS]
+
+
+def alert_row(doc: dict) -> list:
+    """An Alert (schemas/alerts.py) state; the evidence is kept as JSON in `details`."""
+    from tokenpulse.schemas.alerts import Alert  # validated: the alerts table is what on-call reads
+
+    try:
+        alert = Alert.model_validate(doc)
+    except ValueError as exc:
+        raise BadRecord(f"not an Alert v1: {exc}") from None
+    row = alert.model_dump(mode="json")
+    row.update(opened_at=_ms(alert.opened_ms, "opened_ms"), updated_at=_ms(alert.emitted_ms, "emitted_ms"),
+               resolved_at=_ms(alert.resolved_ms, "resolved_ms") if alert.resolved_ms is not None else None,
+               details=json.dumps(row["evidence"], sort_keys=True))
+    return [row.get(c) for c in ALERT_COLUMNS]
+
+
+def dispatch_row(doc: dict) -> list:
+    from tokenpulse.schemas.alerts import DispatchOutcome
+
+    try:
+        outcome = DispatchOutcome.model_validate(doc)
+    except ValueError as exc:
+        raise BadRecord(f"not a DispatchOutcome v1: {exc}") from None
+    row = outcome.model_dump(mode="json")
+    row.update(first_attempt_at=_ms(outcome.first_attempt_ms, "first_attempt_ms"),
+               finished_at=_ms(outcome.finished_ms, "finished_ms"))
+    return [row.get(c) for c in DISPATCH_COLUMNS]
 
 
 def dead_letter_row(doc: dict, topic: str, partition: int, offset: int) -> list:

@@ -55,6 +55,9 @@ class TokenSpan(BaseModel):
     agent_name: str | None = OptionalLabel
     session_id: str | None = OptionalLabel  # gen_ai.conversation.id
     tool_name: str | None = OptionalLabel
+    # Hash of the normalized request (tokenpulse.call.fingerprint) for loop detection.
+    # Added without a version bump: optional, so v1 readers and writers agree.
+    call_fingerprint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:.-]{1,128}$")
 
     # Which span: identity for deduplication is (tenant, trace_id, span_id).
     trace_id: str = Field(pattern=r"^[0-9a-f]{32}$")

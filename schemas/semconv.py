@@ -53,6 +53,10 @@ TEAM = "tokenpulse.team"
 RUNTIME_KIND = "tokenpulse.runtime.kind"  # "cloud" | "edge"
 RUNTIME_ID = "tokenpulse.runtime.id"  # links an edge call to its hardware profile
 BATCH = "tokenpulse.request.batch"  # true: the call went through a provider's batch API
+# A hash of the call's normalized request (prompt or tool name + arguments), computed by
+# the SDK (or by the collector from content attributes before it drops them). Loop
+# detection compares fingerprints; the content itself is never stored.
+CALL_FINGERPRINT = "tokenpulse.call.fingerprint"
 
 # Providers that run on the user's own hardware when no runtime kind is given.
 EDGE_PROVIDERS = frozenset({"ollama", "vllm", "llama.cpp", "llamacpp", "tgi", "lmstudio", "local"})

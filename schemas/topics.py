@@ -13,6 +13,7 @@ class Topic:
     partitions: int
     description: str
     retention_ms: int = 7 * 24 * 3600 * 1000
+    cleanup_policy: str = "delete"
 
 
 # Validated TokenSpan records (and watermark heartbeats) from the collectors.
@@ -25,4 +26,12 @@ ROLLUPS_1M = Topic("tokenpulse.spend.rollup-1m.v1", 4, "1-minute spend rollups f
 # Anything that could not be accepted, with the reason. Never silently dropped.
 DEAD_LETTERS = Topic("tokenpulse.spans.dead-letter.v1", 1, "rejected spans with reason", 30 * 24 * 3600 * 1000)
 
-ALL_TOPICS: tuple[Topic, ...] = (SPANS, PRICED_SPANS, ROLLUPS_1M, DEAD_LETTERS)
+# Alert states (open / resolved), keyed by dedupe_key. Compacted as well as time-limited:
+# the newest state per incident survives, so a reader from the start (the collector's
+# circuit breaker board) rebuilds the set of open incidents.
+ALERTS = Topic("tokenpulse.alerts.v1", 2, "alert open/resolved events keyed by dedupe key",
+               cleanup_policy="compact,delete")
+# One record per (alert state, hook) delivery attempt series: delivered or failed.
+ALERT_DISPATCHES = Topic("tokenpulse.alerts.dispatches.v1", 1, "hook delivery outcomes")
+
+ALL_TOPICS: tuple[Topic, ...] = (SPANS, PRICED_SPANS, ROLLUPS_1M, DEAD_LETTERS, ALERTS, ALERT_DISPATCHES)

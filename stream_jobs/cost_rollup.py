@@ -52,13 +52,13 @@ JOB_NAME = "tokenpulse-cost-rollup"
 # Bump when the job's state changes shape (columns carried through dedup, aggregates, keys):
 # checkpoints live under checkpoints/state-v<N>, and a job only resumes from its own layout.
 # Price or profile changes alter literals only and keep the layout (and the running windows).
-STATE_LAYOUT_VERSION = 3
+STATE_LAYOUT_VERSION = 4
 DIMENSIONS = "tenant, team, service, provider, model, runtime_kind, runtime_id"
 
 SPAN_COLUMNS = """
   kind STRING, schema_version INT,
   tenant STRING, service STRING, team STRING,
-  agent_id STRING, agent_name STRING, session_id STRING, tool_name STRING,
+  agent_id STRING, agent_name STRING, session_id STRING, tool_name STRING, call_fingerprint STRING,
   trace_id STRING, span_id STRING, parent_span_id STRING,
   operation STRING, provider STRING, request_model STRING, response_model STRING, model STRING,
   runtime_kind STRING, runtime_id STRING,
@@ -67,7 +67,7 @@ SPAN_COLUMNS = """
   cache_creation_input_tokens BIGINT, reasoning_tokens BIGINT,
   status STRING, error_type STRING, service_tier STRING, collector_id STRING"""
 
-PASS_THROUGH = """tenant, service, team, agent_id, agent_name, session_id, tool_name,
+PASS_THROUGH = """tenant, service, team, agent_id, agent_name, session_id, tool_name, call_fingerprint,
   trace_id, span_id, parent_span_id, operation, provider, request_model, response_model, model,
   runtime_kind, runtime_id, start_ms, end_ms, received_ms,
   input_tokens, output_tokens, cached_input_tokens, cache_creation_input_tokens, reasoning_tokens,

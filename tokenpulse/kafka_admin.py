@@ -18,7 +18,8 @@ def apply_topics(kafka: KafkaSettings, replication_factor: int = 1) -> list[str]
         existing = set(admin.list_topics())
         missing = [t for t in ALL_TOPICS if t.name not in existing]
         new = [
-            NewTopic(t.name, t.partitions, replication_factor, topic_configs={"retention.ms": str(t.retention_ms)})
+            NewTopic(t.name, t.partitions, replication_factor, topic_configs={"retention.ms": str(t.retention_ms),
+                                                          "cleanup.policy": t.cleanup_policy})
             for t in missing
         ]
         if new:

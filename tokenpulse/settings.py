@@ -96,6 +96,10 @@ class CollectorSettings(BaseSettings):
     # instead of as subsets (OTel semconv). JSON lists, e.g. '["anthropic"]'.
     cache_counts_separate_providers: list[str] = []
     reasoning_counts_separate_providers: list[str] = []
+    # Circuit breaker board: the collector follows the alerts topic and answers
+    # GET /v1/breakers (long poll) with the caller's tenant's sessions told to stop.
+    breaker_board: bool = True
+    breaker_max_wait_s: float = Field(default=25.0, gt=0, le=60)
 
 
 class StreamJobSettings(BaseSettings):
@@ -113,6 +117,29 @@ class StreamJobSettings(BaseSettings):
     consumer_group: str = "tokenpulse-cost-rollup"
     # Resume from the newest retained checkpoint under <state_dir>/flink/checkpoints.
     resume: bool = True
+
+
+class DetectorJobSettings(BaseSettings):
+    """The runaway-loop detection job (stream_jobs/loop_detection.py)."""
+
+    model_config = _config("DETECTOR")
+    detectors_file: Path = REPO_ROOT / "schemas" / "detectors.yaml"
+    parallelism: int = Field(default=1, ge=1)
+    consumer_group: str = "tokenpulse-loop-detection"
+    # Python operators batch records into bundles; a short bundle keeps alert latency low.
+    bundle_time_ms: int = Field(default=20, ge=1)
+    checkpoint_interval_ms: int = Field(default=10_000, ge=1000)
+    resume: bool = True
+
+
+class AlertSettings(BaseSettings):
+    """The alert dispatcher (alerts/): hooks file and its durable outbox."""
+
+    model_config = _config("ALERTS")
+    hooks_file: Path = REPO_ROOT / "alerts" / "hooks.demo.yaml"
+    consumer_group: str = "tokenpulse-alert-dispatcher"
+    # Delivery state (what was sent to which hook) lives here; defaults under state_dir.
+    outbox_file: Path | None = None
 
 
 class LoaderSettings(BaseSettings):
@@ -134,4 +161,6 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     stream: StreamJobSettings = Field(default_factory=StreamJobSettings)
+    detector: DetectorJobSettings = Field(default_factory=DetectorJobSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     loader: LoaderSettings = Field(default_factory=LoaderSettings)

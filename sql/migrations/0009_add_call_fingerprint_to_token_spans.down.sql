@@ -1,0 +1,1 @@
+ALTER TABLE token_spans DROP COLUMN IF EXISTS call_fingerprint

@@ -1,0 +1,8 @@
+ALTER TABLE alerts
+    DROP COLUMN IF EXISTS rule,
+    DROP COLUMN IF EXISTS action,
+    DROP COLUMN IF EXISTS service,
+    DROP COLUMN IF EXISTS team,
+    DROP COLUMN IF EXISTS agent_name,
+    DROP COLUMN IF EXISTS session_id,
+    DROP COLUMN IF EXISTS source

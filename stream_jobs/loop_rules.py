@@ -1,0 +1,245 @@
+"""The runaway-loop rules as plain Python over one session's state (no Flink here).
+
+stream_jobs/loop_detection.py keeps a `SessionState` per (tenant, session) in Flink keyed
+state and calls these functions; tests call them directly.
+
+Two families, because reordering affects them differently:
+
+* Monotone rules (repetition, token velocity, step count, session cost) only ever become
+  true when a call is added. Any set of calls that satisfies one is a subset of the real
+  calls, so the real calls satisfy it too: they are judged on arrival, in event time,
+  whatever the arrival order. A late or reordered call cannot make them fire falsely, and
+  they fire within one call of the evidence being complete.
+* Sequence rules (context growth, ping-pong) look at calls in event-time order, and a call
+  that arrives late could break a run. They judge only *settled* calls: a call settles
+  `out_of_order_ms` after it arrived; everything up to the newest settled call's end time is
+  judged in event-time order. A call arriving after that point in the session was judged
+  is "late": it still counts for the monotone rules, but never rewrites a judged sequence.
+
+State is bounded: the newest `max_calls_per_session` calls (by event time) are kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tokenpulse.schemas.detectors import DetectorRules
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    end_ms: int
+    span_id: str
+    fingerprint: str | None
+    input_tokens: int
+    tokens: int  # input + output
+    cost_usd: Decimal
+    arrived_ms: int  # wall clock at the detector
+    late: bool = False  # arrived after its place in the session was judged by sequence rules
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.end_ms, self.span_id)
+
+
+@dataclass
+class SessionState:
+    calls: list[Call] = field(default_factory=list)  # sorted by (end_ms, span_id)
+    steps: int = 0
+    cost_usd: Decimal = Decimal(0)
+    judged_until_ms: int = -1  # sequence rules have judged every call ending at or before this
+    last_arrival_ms: int = 0
+    open_rules: dict[str, tuple[str, int]] = field(default_factory=dict)  # rule -> (alert_id, opened_ms)
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    summary: str
+    evidence: dict
+    event_ms: int  # event time of the call that completed the evidence
+
+
+def add_call(state: SessionState, call: Call, max_calls: int) -> Call | None:
+    """Insert a call in event-time order; None if this span was already seen (a replay)."""
+    if any(c.span_id == call.span_id for c in state.calls):
+        return None
+    if call.end_ms <= state.judged_until_ms:
+        call = Call(**{**_fields(call), "late": True})
+    bisect.insort(state.calls, call, key=lambda c: c.order)
+    if len(state.calls) > max_calls:
+        del state.calls[: len(state.calls) - max_calls]
+    state.steps += 1
+    state.cost_usd += call.cost_usd
+    state.last_arrival_ms = max(state.last_arrival_ms, call.arrived_ms)
+    return call
+
+
+def _fields(call: Call) -> dict:
+    return {k: getattr(call, k) for k in Call.__slots__}
+
+
+# --- monotone rules: judged when a call arrives -------------------------------------------
+def monotone_findings(state: SessionState, call: Call, rules: DetectorRules,
+                      baseline_tokens_per_min: float | None) -> list[Finding]:
+    found = []
+    r = rules.repetition
+    if r.enabled and call.fingerprint:
+        times = [c.end_ms for c in state.calls if c.fingerprint == call.fingerprint]
+        count, start, end = _densest(times, r.window_s * 1000)
+        if count >= r.min_repeats:
+            found.append(Finding("repetition",
+                                 f"the same call (fingerprint {call.fingerprint}) was made {count} times "
+                                 f"within {(end - start) / 1000:.1f} s (limit: {r.min_repeats - 1} in {r.window_s} s)",
+                                 {"fingerprint": call.fingerprint, "repeats": count, "window_s": r.window_s,
+                                  "min_repeats": r.min_repeats, "first_end_ms": start, "last_end_ms": end}, end))
+    v = rules.token_velocity
+    if v.enabled:
+        tokens, start, end = _heaviest(state.calls, v.window_s * 1000)
+        per_min = tokens * 60 / v.window_s
+        limit_hit = tokens > v.max_tokens
+        baseline_hit = (baseline_tokens_per_min is not None and tokens >= v.baseline_min_tokens
+                        and per_min > float(v.baseline_factor) * baseline_tokens_per_min)
+        if limit_hit or baseline_hit:
+            why = (f"above the limit of {v.max_tokens:,}" if limit_hit else
+                   f"{per_min / baseline_tokens_per_min:.1f}x this agent's baseline of "
+                   f"{baseline_tokens_per_min:,.0f} tokens/min")
+            found.append(Finding("token_velocity",
+                                 f"{tokens:,} tokens within {v.window_s} s ({per_min:,.0f}/min), {why}",
+                                 {"tokens": tokens, "window_s": v.window_s, "tokens_per_min": round(per_min),
+                                  "max_tokens": v.max_tokens, "baseline_tokens_per_min":
+                                  None if baseline_tokens_per_min is None else round(baseline_tokens_per_min),
+                                  "baseline_factor": str(v.baseline_factor),
+                                  "first_end_ms": start, "last_end_ms": end}, end))
+    s = rules.step_count
+    if s.enabled and state.steps > s.max_steps:
+        found.append(Finding("step_count", f"{state.steps} calls in this session (maximum {s.max_steps})",
+                             {"steps": state.steps, "max_steps": s.max_steps}, call.end_ms))
+    c = rules.session_cost
+    if c.enabled and state.cost_usd > c.max_usd:
+        found.append(Finding("session_cost", f"session cost ${state.cost_usd:.6f} is above the cap of ${c.max_usd}",
+                             {"cost_usd": str(state.cost_usd), "max_usd": str(c.max_usd), "steps": state.steps},
+                             call.end_ms))
+    return found
+
+
+def _densest(times: list[int], window_ms: int) -> tuple[int, int, int]:
+    """Most events in any closed window of `window_ms` over sorted times: (count, first, last)."""
+    best, lo = (0, 0, 0), 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > window_ms:
+            lo += 1
+        if hi - lo + 1 > best[0]:
+            best = (hi - lo + 1, times[lo], t)
+    return best
+
+
+def _heaviest(calls: list[Call], window_ms: int) -> tuple[int, int, int]:
+    """Most tokens in any closed window of `window_ms` over calls sorted by end: (tokens, first, last)."""
+    best, lo, total = (0, 0, 0), 0, 0
+    for hi, c in enumerate(calls):
+        total += c.tokens
+        while c.end_ms - calls[lo].end_ms > window_ms:
+            total -= calls[lo].tokens
+            lo += 1
+        if total > best[0]:
+            best = (total, calls[lo].end_ms, c.end_ms)
+    return best
+
+
+# --- sequence rules: judged on settled calls, in event-time order -------------------------
+def settle(state: SessionState, now_ms: int, out_of_order_ms: int) -> int:
+    """Advance the judged horizon to the newest call that arrived at least
+    `out_of_order_ms` ago; returns the horizon (end_ms), unchanged if nothing settled."""
+    settled = [c.end_ms for c in state.calls if c.arrived_ms + out_of_order_ms <= now_ms]
+    if settled:
+        state.judged_until_ms = max(state.judged_until_ms, max(settled))
+    return state.judged_until_ms
+
+
+def sequence_findings(state: SessionState, rules: DetectorRules) -> list[Finding]:
+    seq = [c for c in state.calls if not c.late and c.end_ms <= state.judged_until_ms]
+    found = []
+    g = rules.context_growth
+    if g.enabled:
+        steps, first, last = _longest_rise(seq, g.min_step_tokens)
+        if steps >= g.min_consecutive_steps:
+            found.append(Finding("context_growth",
+                                 f"input tokens rose for {steps} consecutive calls, "
+                                 f"from {first.input_tokens:,} to {last.input_tokens:,} "
+                                 f"({last.input_tokens / max(first.input_tokens, 1):.1f}x)",
+                                 {"consecutive_steps": steps, "min_consecutive_steps": g.min_consecutive_steps,
+                                  "first_input_tokens": first.input_tokens, "last_input_tokens": last.input_tokens,
+                                  "first_end_ms": first.end_ms, "last_end_ms": last.end_ms}, last.end_ms))
+    p = rules.ping_pong
+    if p.enabled:
+        cycles, a, b, first, last = _longest_alternation([c for c in seq if c.fingerprint])
+        if cycles >= p.min_cycles:
+            found.append(Finding("ping_pong",
+                                 f"two calls alternated {cycles} times ({a} <-> {b})",
+                                 {"cycles": cycles, "min_cycles": p.min_cycles, "fingerprint_a": a,
+                                  "fingerprint_b": b, "first_end_ms": first, "last_end_ms": last}, last))
+    return found
+
+
+def _longest_rise(seq: list[Call], min_step: int):
+    best = (0, None, None)
+    run_start = 0
+    for i in range(1, len(seq)):
+        if seq[i].input_tokens - seq[i - 1].input_tokens < min_step:
+            run_start = i
+        elif i - run_start > best[0]:
+            best = (i - run_start, seq[run_start], seq[i])
+    return best
+
+
+def _longest_alternation(seq: list[Call]):
+    """Longest A,B,A,B,... run of two distinct fingerprints; one A,B pair is one cycle."""
+    best = (0, None, None, 0, 0)
+    run_start = 0
+    for i in range(1, len(seq)):
+        if seq[i].fingerprint == seq[i - 1].fingerprint:
+            run_start = i
+            continue
+        if i - run_start >= 2 and seq[i].fingerprint != seq[i - 2].fingerprint:
+            run_start = i - 1  # a third fingerprint: a new run starts at the previous call
+        cycles = (i - run_start + 1) // 2
+        if cycles > best[0]:
+            best = (cycles, seq[run_start].fingerprint, seq[run_start + 1].fingerprint,
+                    seq[run_start].end_ms, seq[i].end_ms)
+    return best
+
+
+# --- the agent's own baseline (for token velocity) ---------------------------------------
+@dataclass
+class AgentBaseline:
+    """Exponentially weighted mean of tokens per active session-minute for one agent,
+    over closed event-time minutes (the current and previous minute are still open, so a
+    loop that starts now cannot raise its own baseline before it is judged)."""
+
+    alpha: float = 0.2
+    mean_tokens_per_min: float | None = None
+    minutes_folded: int = 0
+    open_minutes: dict[int, tuple[int, set[str]]] = field(default_factory=dict)
+
+    def add(self, end_ms: int, session: str, tokens: int) -> None:
+        minute = end_ms // 60_000
+        if self.open_minutes and minute < min(self.open_minutes):
+            return  # older than what is already folded: skip rather than rewrite history
+        total, sessions = self.open_minutes.get(minute, (0, set()))
+        sessions.add(session)
+        self.open_minutes[minute] = (total + tokens, sessions)
+        newest = max(self.open_minutes)
+        for m in sorted(self.open_minutes):
+            if m >= newest - 1:
+                break
+            total, sessions = self.open_minutes.pop(m)
+            rate = total / len(sessions)
+            self.mean_tokens_per_min = rate if self.mean_tokens_per_min is None else (
+                self.alpha * rate + (1 - self.alpha) * self.mean_tokens_per_min)
+            self.minutes_folded += 1
+
+    def baseline(self, min_minutes: int) -> float | None:
+        return self.mean_tokens_per_min if self.minutes_folded >= min_minutes else None

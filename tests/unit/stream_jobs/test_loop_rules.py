@@ -1,0 +1,197 @@
+"""The loop rules on hand-made sessions, and the ordering guarantees as properties."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenpulse.schemas.detectors import DetectorRules
+from tokenpulse.stream_jobs.loop_rules import (
+    AgentBaseline,
+    Call,
+    SessionState,
+    add_call,
+    monotone_findings,
+    sequence_findings,
+    settle,
+)
+
+RULES = DetectorRules.model_validate({
+    "repetition": {"min_repeats": 4, "window_s": 60},
+    "token_velocity": {"window_s": 60, "max_tokens": 100_000, "baseline_factor": 5,
+                       "baseline_min_tokens": 10_000, "baseline_min_minutes": 3},
+    "context_growth": {"min_consecutive_steps": 5},
+    "ping_pong": {"min_cycles": 3},
+    "step_count": {"max_steps": 50},
+    "session_cost": {"max_usd": "1.00"},
+})
+L = 2000  # out_of_order_ms
+
+
+def call(i, end_ms, fp=None, inp=100, out=10, cost="0.001", arrived=None):
+    return Call(end_ms=end_ms, span_id=f"{i:016x}", fingerprint=fp, input_tokens=inp, tokens=inp + out,
+                cost_usd=Decimal(cost), arrived_ms=end_ms if arrived is None else arrived)
+
+
+def run(calls, *, now=None, baseline=None, max_calls=256):
+    """Feed calls in the given order; return every rule that fired (monotone on arrival,
+    sequence rules after settling at `now`)."""
+    state, fired = SessionState(), {}
+    for c in calls:
+        added = add_call(state, c, max_calls)
+        if added is None:
+            continue
+        for f in monotone_findings(state, added, RULES, baseline):
+            fired.setdefault(f.rule, f)
+    settle(state, now if now is not None else max(c.arrived_ms for c in calls) + L, L)
+    for f in sequence_findings(state, RULES):
+        fired.setdefault(f.rule, f)
+    return state, fired
+
+
+def test_repetition_counts_same_fingerprint_within_window():
+    _, fired = run([call(i, 1_000_000 + i * 10_000, fp="aaaa") for i in range(4)])
+    f = fired["repetition"]
+    assert f.evidence["repeats"] == 4 and f.event_ms == 1_030_000
+    # spread out: never 4 within 60 s
+    _, fired = run([call(i, 1_000_000 + i * 25_000, fp="aaaa") for i in range(6)])
+    assert "repetition" not in fired
+
+
+def test_busy_healthy_agent_with_distinct_calls_fires_nothing():
+    calls = [call(i, 1_000_000 + i * 1000, fp=f"fp{i}", inp=500 + (i % 3) * 50) for i in range(40)]
+    _, fired = run(calls)
+    assert fired == {}
+
+
+def test_context_growth_needs_consecutive_rises():
+    rising = [call(i, 1_000_000 + i * 1000, fp=f"f{i}", inp=1000 * (i + 1)) for i in range(6)]
+    _, fired = run(rising)
+    assert fired["context_growth"].evidence["consecutive_steps"] == 5
+    assert fired["context_growth"].evidence["last_input_tokens"] == 6000
+    broken = rising[:3] + [call(9, 1_003_500, fp="x", inp=10)] + rising[3:]
+    _, fired = run(broken)
+    assert "context_growth" not in fired
+
+
+def test_ping_pong_counts_cycles_of_two_fingerprints():
+    seq = [call(i, 1_000_000 + i * 1000, fp="A" if i % 2 == 0 else "B") for i in range(6)]
+    _, fired = run(seq)
+    assert fired["ping_pong"].evidence["cycles"] == 3
+    _, fired = run(seq[:5])  # A B A B A: two full cycles
+    assert "ping_pong" not in fired
+    # three fingerprints rotating is not ping-pong
+    _, fired = run([call(i, 1_000_000 + i * 1000, fp="ABC"[i % 3]) for i in range(9)])
+    assert "ping_pong" not in fired
+
+
+def test_step_count_and_session_cost():
+    calls = [call(i, 1_000_000 + i * 5000, fp=f"u{i}", cost="0.020") for i in range(51)]
+    _, fired = run(calls)
+    assert fired["step_count"].evidence["steps"] == 51
+    assert fired["session_cost"].evidence["cost_usd"] == "1.020"  # exact Decimal, above $1.00 at call 51
+    _, fired = run(calls[:50])
+    assert "step_count" not in fired and "session_cost" not in fired  # exactly $1.00 is not above
+
+
+def test_token_velocity_absolute_and_baseline():
+    _, fired = run([call(i, 1_000_000 + i * 1000, fp=f"v{i}", inp=30_000, out=5000) for i in range(3)])
+    assert fired["token_velocity"].evidence["tokens"] == 105_000
+    calls = [call(i, 1_000_000 + i * 1000, fp=f"v{i}", inp=4000, out=1000) for i in range(4)]  # 20k / min
+    _, fired = run(calls, baseline=3000.0)
+    assert "token_velocity" in fired and fired["token_velocity"].evidence["baseline_tokens_per_min"] == 3000
+    _, fired = run(calls, baseline=5000.0)  # 4x baseline: below the factor 5
+    assert "token_velocity" not in fired
+
+
+def test_replayed_span_is_not_counted_twice():
+    c = call(1, 1_000_000, fp="r", cost="0.60")
+    state, fired = run([c, c])
+    assert state.steps == 1 and state.cost_usd == Decimal("0.60") and "session_cost" not in fired
+
+
+def test_sequence_rules_wait_for_settling_then_mark_late_arrivals():
+    state = SessionState()
+    rising = [call(i, 1_000_000 + i * 1000, fp=f"f{i}", inp=1000 * (i + 1), arrived=2_000_000) for i in range(6)]
+    for c in rising:
+        add_call(state, c, 256)
+    settle(state, 2_000_000 + L - 1, L)
+    assert sequence_findings(state, RULES) == []  # nothing settled yet
+    settle(state, 2_000_000 + L, L)
+    assert [f.rule for f in sequence_findings(state, RULES)] == ["context_growth"]
+    # a call arriving after its place was judged is late: kept for monotone rules only
+    late = add_call(state, call(99, 1_002_500, fp="z", inp=1, arrived=2_010_000), 256)
+    assert late.late and state.steps == 7
+    settle(state, 2_020_000, L)
+    assert [f.rule for f in sequence_findings(state, RULES)] == ["context_growth"]
+
+
+def test_state_is_bounded():
+    state, _ = run([call(i, 1_000_000 + i, fp=f"b{i}") for i in range(300)], max_calls=64)
+    assert len(state.calls) == 64 and state.steps == 300
+    assert state.calls[0].end_ms == 1_000_000 + 300 - 64  # the newest are kept
+
+
+def test_agent_baseline_folds_closed_minutes_only():
+    b = AgentBaseline(alpha=0.5)
+    for minute in range(4):
+        for s in ("s1", "s2"):
+            b.add(minute * 60_000 + 1000, s, 1000)  # 1000 tokens per session-minute
+    assert b.minutes_folded == 2 and b.mean_tokens_per_min == 1000.0
+    assert b.baseline(3) is None and b.baseline(2) == 1000.0
+    b.add(3 * 60_000 + 2000, "loop", 10**6)  # the current minute does not move the baseline yet
+    assert b.mean_tokens_per_min == 1000.0
+
+
+# --- properties: arrival order does not change what fires --------------------------------
+call_lists = st.lists(
+    st.tuples(st.integers(0, 300_000), st.sampled_from(["A", "B", "C", None]),
+              st.integers(0, 40_000), st.integers(0, 3)),
+    min_size=1, max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(call_lists, st.randoms(use_true_random=False))
+def test_monotone_rules_fire_regardless_of_arrival_order(shapes, rnd):
+    calls = [call(i, 1_000_000 + t, fp=fp, inp=inp, cost=f"0.0{c}") for i, (t, fp, inp, c) in enumerate(shapes)]
+    in_order = sorted(calls, key=lambda c: c.order)
+    shuffled = calls[:]
+    rnd.shuffle(shuffled)
+    monotone = {"repetition", "token_velocity", "step_count", "session_cost"}
+    _, a = run(in_order, now=0)
+    _, b = run(shuffled, now=0)
+    assert {r for r in a if r in monotone} == {r for r in b if r in monotone}
+
+
+@settings(max_examples=300, deadline=None)
+@given(call_lists, st.randoms(use_true_random=False))
+def test_sequence_rules_see_event_order_when_reordering_is_within_tolerance(shapes, rnd):
+    """Calls arriving shuffled but within out_of_order_ms of each other are judged exactly as
+    if they had arrived in event-time order."""
+    calls = [call(i, 1_000_000 + t, fp=fp, inp=inp, arrived=5_000_000 + i * 10) for i, (t, fp, inp, _) in enumerate(shapes)]
+    shuffled = calls[:]
+    rnd.shuffle(shuffled)
+    arrival = {c.span_id: 5_000_000 + k * 10 for k, c in enumerate(shuffled)}
+    shuffled = [Call(**{**{s: getattr(c, s) for s in Call.__slots__}, "arrived_ms": arrival[c.span_id]}) for c in shuffled]
+    in_order = sorted(calls, key=lambda c: c.order)
+    last = 5_000_000 + 10 * len(calls)
+    _, a = run(in_order, now=last + L)
+    _, b = run(shuffled, now=last + L)
+    seq = {"context_growth", "ping_pong"}
+    assert {r for r in a if r in seq} == {r for r in b if r in seq}
+    for rule in seq & set(a):
+        assert a[rule].evidence == b[rule].evidence
+
+
+def test_property_example_found_by_hand():
+    # a run broken only by a late-arriving call: the settled order must include the breaker
+    rnd = random.Random(7)
+    calls = [call(i, 1_000_000 + i * 1000, fp=f"f{i}", inp=1000 * (i + 1) if i != 3 else 5, arrived=3_000_000 + i)
+             for i in range(8)]
+    rnd.shuffle(calls)
+    _, fired = run(calls, now=3_000_000 + L + 10)
+    assert "context_growth" not in fired
