@@ -8,6 +8,7 @@ import signal
 from tokenpulse.schemas.tenants import load_tenants
 from tokenpulse.settings import Settings
 
+from .breaker_board import BreakerBoard, BreakerFeed, KafkaAlertConsumer
 from .genai_mapping import UsageConventions
 from .kafka_writer import HeartbeatThread, SpanWriter
 from .otlp_http import TraceReceiver, make_server
@@ -27,14 +28,25 @@ def run(settings: Settings) -> None:
     conventions = UsageConventions(cache_separate=frozenset(cfg.cache_counts_separate_providers),
                                    reasoning_separate=frozenset(cfg.reasoning_counts_separate_providers))
     receiver = TraceReceiver(tenants, writer, max_body_bytes=cfg.max_body_bytes, conventions=conventions)
-    server = make_server(receiver, cfg)
+    # The board is rebuilt from the alerts topic by every collector, so no state to hand over.
+    board = BreakerBoard() if cfg.breaker_board else None
+    feed = None
+    if board is not None:
+        client_id = f"tokenpulse-{cfg.collector_id}-breakers"
+        feed = BreakerFeed(board, lambda: KafkaAlertConsumer(settings.kafka, client_id=client_id))
+    server = make_server(receiver, cfg, board)
     signal.signal(signal.SIGTERM, _exit_on_signal)  # `tokenpulse down` sends SIGTERM
     heartbeats.start()
+    if feed is not None:
+        feed.start()
+        log.info("circuit breaker board on: GET http://%s:%d/v1/breakers", cfg.host, cfg.port)
     log.info("collector %s listening on http://%s:%d/v1/traces (%d tenants) -> Kafka %s",
              cfg.collector_id, cfg.host, cfg.port, len(tenants.tenants), settings.kafka.bootstrap_servers)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        if feed is not None:
+            feed.stop()
         heartbeats.stop()
         server.server_close()
         writer.close()

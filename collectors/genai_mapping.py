@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tokenpulse.schemas import semconv as sc
+from tokenpulse.sdk.fingerprint import call_fingerprint
 from tokenpulse.schemas.events import CallStatus, DeadLetter, RuntimeKind, TokenSpan
 
 from .otlp_decode import STATUS_CODE_ERROR, OtlpSpan
@@ -129,7 +130,7 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
         agent_name=_label(a.get(sc.AGENT_NAME)),
         session_id=_label(a.get(sc.CONVERSATION_ID)),
         tool_name=_label(a.get(sc.TOOL_NAME)),
-        call_fingerprint=_fingerprint(a),
+        call_fingerprint=_fingerprint(a, model),
         trace_id=span.trace_id,
         span_id=span.span_id,
         parent_span_id=span.parent_span_id,
@@ -154,11 +155,16 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
     )
 
 
-def _fingerprint(attrs: dict[str, Any]) -> str | None:
+def _fingerprint(attrs: dict[str, Any], model: str) -> str | None:
     """The sender's call fingerprint; an opaque value in another format is hashed into ours
-    rather than rejected (it is a loop-detection hint, not billing data)."""
+    rather than rejected (it is a loop-detection hint, not billing data). Without one, a
+    span that carries its prompt (content capture on in the app) is fingerprinted here,
+    just before the content is dropped."""
     value = _label(attrs.get(sc.CALL_FINGERPRINT))
-    if value is None or _FINGERPRINT_OK.fullmatch(value):
+    if value is None:
+        content = _first(attrs, sc.FINGERPRINT_CONTENT_KEYS)
+        return None if content is None else call_fingerprint(model=model, messages=content, tool_name=_label(attrs.get(sc.TOOL_NAME)))
+    if _FINGERPRINT_OK.fullmatch(value):
         return value
     return hashlib.sha256(value.encode()).hexdigest()[:16]
 

@@ -8,6 +8,9 @@ Flow of one request:
 Status codes: 200 (with partial_success when spans were rejected), 400 malformed body,
 401 unknown or missing key, 413 body too large, 415 unsupported media type,
 503 Kafka unavailable (OTLP exporters retry on 503).
+
+The same server answers GET /v1/breakers (long poll) with the sessions the caller's tenant
+must stop, from the BreakerBoard (breaker_board.py), when the board is on.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import zlib
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tokenpulse.schemas.tenants import TenantDirectory
+from tokenpulse.schemas.tenants import Tenant, TenantDirectory
 from tokenpulse.settings import CollectorSettings
 
+from .breaker_board import BreakerBoard
 from .genai_mapping import SEMCONV_SUBSETS, Rejection, UsageConventions, map_span
 from .kafka_writer import SpanWriter, WriteFailed
 from .otlp_decode import MalformedRequest, decode
@@ -33,7 +38,8 @@ from .otlp_decode import MalformedRequest, decode
 log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
-GRPC_INVALID_ARGUMENT, GRPC_UNAUTHENTICATED, GRPC_UNAVAILABLE = 3, 16, 14
+BREAKERS_PATH = "/v1/breakers"
+GRPC_INVALID_ARGUMENT, GRPC_NOT_FOUND, GRPC_UNAUTHENTICATED, GRPC_UNAVAILABLE = 3, 5, 16, 14
 
 
 @dataclass
@@ -59,12 +65,19 @@ class TraceReceiver:
         self.conventions = conventions
         self.totals = ExportCounts()
 
-    def export(self, body: bytes, *, content_type: str, content_encoding: str, api_key: str | None) -> Reply:
-        is_json = content_type.split(";")[0].strip().lower() == "application/json"
+    def authenticate(self, api_key: str | None, *, is_json: bool) -> Tenant | Reply:
+        """The key's tenant, or the 401 reply to send (every route authenticates this way)."""
         tenant = self.tenants.tenant_for_key(api_key) if api_key else None
         if tenant is None:
             why = "missing API key" if not api_key else "unknown API key"
             return _error(HTTPStatus.UNAUTHORIZED, GRPC_UNAUTHENTICATED, f"{why}: send 'Authorization: Bearer <key>'", is_json)
+        return tenant
+
+    def export(self, body: bytes, *, content_type: str, content_encoding: str, api_key: str | None) -> Reply:
+        is_json = content_type.split(";")[0].strip().lower() == "application/json"
+        tenant = self.authenticate(api_key, is_json=is_json)
+        if isinstance(tenant, Reply):
+            return tenant
         try:
             body = _inflate(body, content_encoding, self.max_body_bytes)
             spans = decode(body, content_type)
@@ -139,6 +152,34 @@ def _error(http_status: int, grpc_code: int, message: str, is_json: bool) -> Rep
     return Reply(http_status, status_pb2.Status(code=grpc_code, message=message).SerializeToString(), "application/x-protobuf")
 
 
+def _json(status: int, doc: dict) -> Reply:
+    return Reply(status, json.dumps(doc).encode(), "application/json")
+
+
+def answer_breakers(board: BreakerBoard | None, tenant: Tenant, query: str, *, max_wait_s: float) -> Reply:
+    """GET /v1/breakers?since=<version>&wait_s=<seconds> for an authenticated tenant.
+
+    Answers {"version", "sessions": [...]} with that tenant's stopped sessions only. When
+    `since` equals the tenant's current version, first waits up to min(wait_s, max_wait_s)
+    for a change (wait_s defaults to max_wait_s); any other `since` (or none) answers now."""
+    if board is None:
+        return _json(HTTPStatus.NOT_FOUND, {"code": GRPC_NOT_FOUND, "message": "the circuit breaker board is off on "
+                                            "this collector (TOKENPULSE_COLLECTOR_BREAKER_BOARD=false)"})
+    params = parse_qs(query)
+    try:
+        since = int(params["since"][0]) if "since" in params else None
+        wait_s = float(params["wait_s"][0]) if "wait_s" in params else max_wait_s
+        if not wait_s >= 0:  # also refuses NaN
+            raise ValueError
+    except ValueError:
+        return _json(HTTPStatus.BAD_REQUEST, {"code": GRPC_INVALID_ARGUMENT,
+                                              "message": "since must be an integer version and wait_s a number >= 0"})
+    if since is not None:
+        board.wait_for_change(since, min(wait_s, max_wait_s), tenant=tenant.id)
+    version, sessions = board.snapshot(tenant.id)
+    return _json(HTTPStatus.OK, {"version": version, "sessions": [s.to_json() for s in sessions]})
+
+
 def _api_key(headers) -> str | None:
     auth = headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
@@ -146,7 +187,11 @@ def _api_key(headers) -> str | None:
     return headers.get("X-Tokenpulse-Key") or None
 
 
-def make_server(receiver: TraceReceiver, settings: CollectorSettings) -> ThreadingHTTPServer:
+def make_server(receiver: TraceReceiver, settings: CollectorSettings,
+                board: BreakerBoard | None = None) -> ThreadingHTTPServer:
+    """The HTTP server; without a board, GET /v1/breakers answers 404. Each request runs on
+    its own thread, so a long poll holds one thread only."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -176,19 +221,33 @@ def make_server(receiver: TraceReceiver, settings: CollectorSettings) -> Threadi
             self._send(reply)
 
         def do_GET(self) -> None:  # noqa: N802
+            url = urlsplit(self.path)
             if self.path == "/health":
                 t = receiver.totals
                 doc = {"status": "ok", "accepted": t.accepted, "rejected": t.rejected, "ignored": t.ignored}
+                if board is not None:
+                    doc["breaker_version"] = board.version
                 self._send(Reply(HTTPStatus.OK, json.dumps(doc).encode(), "application/json"))
+            elif url.path == BREAKERS_PATH:
+                tenant = receiver.authenticate(_api_key(self.headers), is_json=True)
+                if isinstance(tenant, Reply):
+                    self._send(tenant)
+                else:
+                    self._send(answer_breakers(board, tenant, url.query, max_wait_s=settings.breaker_max_wait_s))
             else:
-                self._send(Reply(HTTPStatus.NOT_FOUND, b"GET /health, POST /v1/traces\n", "text/plain"))
+                self._send(Reply(HTTPStatus.NOT_FOUND, b"GET /health, GET /v1/breakers, POST /v1/traces\n", "text/plain"))
 
         def _send(self, reply: Reply) -> None:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
+            try:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client left first (typically an app closing during a long poll): not our error.
+                self.close_connection = True
+                log.debug("%s hung up before the reply", self.address_string())
 
         def log_message(self, fmt: str, *args) -> None:
             log.debug("%s " + fmt, self.address_string(), *args)

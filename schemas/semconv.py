@@ -40,6 +40,9 @@ CONTENT_ATTRIBUTES = frozenset(
     }
 )
 
+# Content the collector may fingerprint (then drop) when the sender set no fingerprint.
+FINGERPRINT_CONTENT_KEYS = (_genai.GEN_AI_INPUT_MESSAGES, "gen_ai.prompt")
+
 ERROR_TYPE = _error.ERROR_TYPE
 SERVICE_NAME = _service.SERVICE_NAME
 HOST_NAME = "host.name"

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .settings import Settings
 
-SERVICES = ["kafka", "loader", "flink-job", "collector"]  # the names Stack.services() uses
+SERVICES = ["kafka", "loader", "flink-job", "loop-detector", "alerts", "collector"]  # the names Stack.services() uses
 EPILOG = """\
 typical session:
   tokenpulse up                      start Kafka, the loader, the Flink job and the collector

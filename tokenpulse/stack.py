@@ -1,9 +1,11 @@
 """Start, watch and stop the local stack as plain processes (no containers).
 
-    kafka      Apache Kafka broker (KRaft, one node) from the Maven jars
-    loader     Kafka -> ClickHouse (owns the embedded chDB store, serves `tokenpulse sql`)
-    flink-job  the PyFlink cost-rollup job in a local MiniCluster
-    collector  the OTLP/HTTP receiver
+    kafka          Apache Kafka broker (KRaft, one node) from the Maven jars
+    loader         Kafka -> ClickHouse (owns the embedded chDB store, serves `tokenpulse sql`)
+    flink-job      the PyFlink cost-rollup job in a local MiniCluster
+    loop-detector  the PyFlink runaway-loop detection job (its own MiniCluster)
+    alerts         the alert dispatcher (alerts topic -> webhook / Slack / PagerDuty hooks)
+    collector      the OTLP/HTTP receiver (and the circuit breaker board)
 
 Each runs in its own process group with a pid file under <state_dir>/pids and a log under
 <state_dir>/logs, so `tokenpulse down` stops the whole group (PyFlink's JVM included) and
@@ -104,6 +106,12 @@ class Stack:
                            lambda: _log_contains(self.log_path("flink-job"), " running"), 180,
                            prepare=lambda: flink_logs.mkdir(parents=True, exist_ok=True),
                            env={"FLINK_LOG_DIR": str(flink_logs)}))
+        out.append(Service("loop-detector", [py, "-m", "tokenpulse.stream_jobs.loop_detection"],
+                           lambda: _log_contains(self.log_path("loop-detector"), " running"), 180,
+                           prepare=lambda: flink_logs.mkdir(parents=True, exist_ok=True),
+                           env={"FLINK_LOG_DIR": str(flink_logs)}))
+        out.append(Service("alerts", [py, "-m", "tokenpulse.alerts"],
+                           lambda: _log_contains(self.log_path("alerts"), "alert dispatcher running"), 60))
         out.append(Service("collector", [py, "-m", "tokenpulse.collectors"],
                            lambda: _http_ok(f"http://{s.collector.host}:{s.collector.port}/health"), 30))
         return out

@@ -115,3 +115,18 @@ def test_separately_reported_cache_and_reasoning_counts_are_added_in_once():
 ])
 def test_service_tier_is_read_from_the_span(extra, tier):
     assert map_span(otlp({**LLM_ATTRS, **extra}), tenant="t", received_ms=1).service_tier == tier
+
+
+def test_call_fingerprint_passed_through_hashed_or_derived_from_content_without_keeping_content():
+    base = LLM_ATTRS
+    ours = map_span(otlp({**base, "tokenpulse.call.fingerprint": "0123456789abcdef"}), tenant="acme", received_ms=1)
+    assert ours.call_fingerprint == "0123456789abcdef"
+    foreign = map_span(otlp({**base, "tokenpulse.call.fingerprint": "has spaces / and slashes"}), tenant="acme", received_ms=1)
+    assert foreign.call_fingerprint and " " not in foreign.call_fingerprint
+    msgs = '[{"role": "user", "content": "summarize ticket 1234"}]'
+    derived = map_span(otlp({**base, "gen_ai.input.messages": msgs}), tenant="acme", received_ms=1)
+    again = map_span(otlp({**base, "gen_ai.input.messages": msgs.replace("1234", "9876")}), tenant="acme", received_ms=1)
+    other = map_span(otlp({**base, "gen_ai.input.messages": msgs.replace("summarize", "translate")}), tenant="acme", received_ms=1)
+    assert derived.call_fingerprint == again.call_fingerprint != other.call_fingerprint
+    assert "summarize" not in derived.model_dump_json()
+    assert map_span(otlp(base), tenant="acme", received_ms=1).call_fingerprint is None
