@@ -51,7 +51,7 @@ class ContextGrowthRule(Rule):
     """Input tokens rising call over call (by at least `min_step_tokens`) for
     `min_consecutive_steps` steps: an agent feeding its own output back."""
 
-    min_consecutive_steps: int = Field(default=10, ge=2)
+    min_consecutive_steps: int = Field(default=25, ge=2)
     min_step_tokens: int = Field(default=1, ge=1)
 
 

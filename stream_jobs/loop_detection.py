@@ -138,9 +138,10 @@ class LoopDetectorFunction(KeyedProcessFunction):
         if state is None or identity is None:
             return
         now = max(timestamp, _now_ms())
+        judged_before = state.judged_until_ms
         settle(state, now, self.timing.out_of_order_ms)
         rules = self.config.rules_for(identity["tenant"], identity["service"], identity["agent_name"])
-        yield from self._open(state, identity, sequence_findings(state, rules), rules, now)
+        yield from self._open(state, identity, sequence_findings(state, rules, since_ms=judged_before), rules, now)
         quiet_ms = now - state.last_arrival_ms
         if state.open_rules and quiet_ms >= self.timing.resolve_after_quiet_s * 1000:
             yield from self._resolve(state, identity, now)

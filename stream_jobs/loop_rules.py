@@ -88,7 +88,7 @@ def monotone_findings(state: SessionState, call: Call, rules: DetectorRules,
     r = rules.repetition
     if r.enabled and call.fingerprint:
         times = [c.end_ms for c in state.calls if c.fingerprint == call.fingerprint]
-        count, start, end = _densest(times, r.window_s * 1000)
+        count, start, end = _densest(times, call.end_ms, r.window_s * 1000)
         if count >= r.min_repeats:
             found.append(Finding("repetition",
                                  f"the same call (fingerprint {call.fingerprint}) was made {count} times "
@@ -97,7 +97,7 @@ def monotone_findings(state: SessionState, call: Call, rules: DetectorRules,
                                   "min_repeats": r.min_repeats, "first_end_ms": start, "last_end_ms": end}, end))
     v = rules.token_velocity
     if v.enabled:
-        tokens, start, end = _heaviest(state.calls, v.window_s * 1000)
+        tokens, start, end = _heaviest(state.calls, call.end_ms, v.window_s * 1000)
         per_min = tokens * 60 / v.window_s
         limit_hit = tokens > v.max_tokens
         baseline_hit = (baseline_tokens_per_min is not None and tokens >= v.baseline_min_tokens
@@ -125,26 +125,28 @@ def monotone_findings(state: SessionState, call: Call, rules: DetectorRules,
     return found
 
 
-def _densest(times: list[int], window_ms: int) -> tuple[int, int, int]:
-    """Most events in any closed window of `window_ms` over sorted times: (count, first, last)."""
+def _densest(times: list[int], t: int, window_ms: int) -> tuple[int, int, int]:
+    """Most events in a closed window of `window_ms` that contains time `t` (the new call),
+    over sorted times: (count, first, last). Only windows with the new call can have changed."""
     best, lo = (0, 0, 0), 0
-    for hi, t in enumerate(times):
-        while t - times[lo] > window_ms:
+    for hi, end in enumerate(times):
+        while end - times[lo] > window_ms:
             lo += 1
-        if hi - lo + 1 > best[0]:
-            best = (hi - lo + 1, times[lo], t)
+        if times[lo] <= t <= end and hi - lo + 1 > best[0]:
+            best = (hi - lo + 1, times[lo], end)
     return best
 
 
-def _heaviest(calls: list[Call], window_ms: int) -> tuple[int, int, int]:
-    """Most tokens in any closed window of `window_ms` over calls sorted by end: (tokens, first, last)."""
+def _heaviest(calls: list[Call], t: int, window_ms: int) -> tuple[int, int, int]:
+    """Most tokens in a closed window of `window_ms` containing time `t`, over calls sorted
+    by end: (tokens, first, last)."""
     best, lo, total = (0, 0, 0), 0, 0
-    for hi, c in enumerate(calls):
+    for c in calls:
         total += c.tokens
         while c.end_ms - calls[lo].end_ms > window_ms:
             total -= calls[lo].tokens
             lo += 1
-        if total > best[0]:
+        if calls[lo].end_ms <= t <= c.end_ms and total > best[0]:
             best = (total, calls[lo].end_ms, c.end_ms)
     return best
 
@@ -159,12 +161,14 @@ def settle(state: SessionState, now_ms: int, out_of_order_ms: int) -> int:
     return state.judged_until_ms
 
 
-def sequence_findings(state: SessionState, rules: DetectorRules) -> list[Finding]:
+def sequence_findings(state: SessionState, rules: DetectorRules, since_ms: int = -1) -> list[Finding]:
+    """Runs that end after `since_ms` (the horizon before the latest `settle`): older runs
+    were judged already, so a resolved incident is not re-opened on its old evidence."""
     seq = [c for c in state.calls if not c.late and c.end_ms <= state.judged_until_ms]
     found = []
     g = rules.context_growth
     if g.enabled:
-        steps, first, last = _longest_rise(seq, g.min_step_tokens)
+        steps, first, last = _longest_rise(seq, g.min_step_tokens, since_ms)
         if steps >= g.min_consecutive_steps:
             found.append(Finding("context_growth",
                                  f"input tokens rose for {steps} consecutive calls, "
@@ -175,7 +179,7 @@ def sequence_findings(state: SessionState, rules: DetectorRules) -> list[Finding
                                   "first_end_ms": first.end_ms, "last_end_ms": last.end_ms}, last.end_ms))
     p = rules.ping_pong
     if p.enabled:
-        cycles, a, b, first, last = _longest_alternation([c for c in seq if c.fingerprint])
+        cycles, a, b, first, last = _longest_alternation([c for c in seq if c.fingerprint], since_ms)
         if cycles >= p.min_cycles:
             found.append(Finding("ping_pong",
                                  f"two calls alternated {cycles} times ({a} <-> {b})",
@@ -184,18 +188,18 @@ def sequence_findings(state: SessionState, rules: DetectorRules) -> list[Finding
     return found
 
 
-def _longest_rise(seq: list[Call], min_step: int):
+def _longest_rise(seq: list[Call], min_step: int, since_ms: int):
     best = (0, None, None)
     run_start = 0
     for i in range(1, len(seq)):
         if seq[i].input_tokens - seq[i - 1].input_tokens < min_step:
             run_start = i
-        elif i - run_start > best[0]:
+        elif i - run_start > best[0] and seq[i].end_ms > since_ms:
             best = (i - run_start, seq[run_start], seq[i])
     return best
 
 
-def _longest_alternation(seq: list[Call]):
+def _longest_alternation(seq: list[Call], since_ms: int):
     """Longest A,B,A,B,... run of two distinct fingerprints; one A,B pair is one cycle."""
     best = (0, None, None, 0, 0)
     run_start = 0
@@ -206,7 +210,7 @@ def _longest_alternation(seq: list[Call]):
         if i - run_start >= 2 and seq[i].fingerprint != seq[i - 2].fingerprint:
             run_start = i - 1  # a third fingerprint: a new run starts at the previous call
         cycles = (i - run_start + 1) // 2
-        if cycles > best[0]:
+        if cycles > best[0] and seq[i].end_ms > since_ms:
             best = (cycles, seq[run_start].fingerprint, seq[run_start + 1].fingerprint,
                     seq[run_start].end_ms, seq[i].end_ms)
     return best

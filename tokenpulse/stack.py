@@ -110,8 +110,11 @@ class Stack:
                            lambda: _log_contains(self.log_path("loop-detector"), " running"), 180,
                            prepare=lambda: flink_logs.mkdir(parents=True, exist_ok=True),
                            env={"FLINK_LOG_DIR": str(flink_logs)}))
+        # The demo hooks file signs with a public demo secret (like the demo API keys).
         out.append(Service("alerts", [py, "-m", "tokenpulse.alerts"],
-                           lambda: _log_contains(self.log_path("alerts"), "alert dispatcher running"), 60))
+                           lambda: _log_contains(self.log_path("alerts"), "alert dispatcher running"), 60,
+                           env={"TOKENPULSE_DEMO_HOOK_SECRET": os.environ.get("TOKENPULSE_DEMO_HOOK_SECRET",
+                                                                              "demo-hook-secret")}))
         out.append(Service("collector", [py, "-m", "tokenpulse.collectors"],
                            lambda: _http_ok(f"http://{s.collector.host}:{s.collector.port}/health"), 30))
         return out

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from helpers import write_test_prices
+from helpers import HOOK_SECRET, PAGERDUTY_ROUTING_KEY, write_test_detectors, write_test_hooks, write_test_prices
+from hook_receivers import RecordingServer
 
 from tokenpulse.settings import Settings
 from tokenpulse.stack import Stack
@@ -26,13 +27,31 @@ TEST_ENV = {
 
 
 @pytest.fixture(scope="session")
-def stack_settings(tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in [*TEST_ENV, "TOKENPULSE_PATHS_STATE_DIR", "TOKENPULSE_STREAM_PRICES_FILE"]}
-    os.environ.update(TEST_ENV)
+def hook_receivers():
+    """Webhook, Slack and PagerDuty stand-ins, started before the alert dispatcher."""
+    servers = {"webhook": RecordingServer(), "slack": RecordingServer(), "pagerduty": RecordingServer(status=202)}
+    yield servers
+    for s in servers.values():
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def stack_settings(tmp_path_factory, hook_receivers):
     state = tmp_path_factory.mktemp("state")
-    os.environ["TOKENPULSE_PATHS_STATE_DIR"] = str(state)
+    files = {
+        "TOKENPULSE_PATHS_STATE_DIR": str(state),
+        "TOKENPULSE_STREAM_PRICES_FILE": str(state / "prices.yaml"),
+        "TOKENPULSE_DETECTOR_DETECTORS_FILE": str(state / "detectors.yaml"),
+        "TOKENPULSE_ALERTS_HOOKS_FILE": str(state / "hooks.yaml"),
+        "TOKENPULSE_IT_HOOK_SECRET": HOOK_SECRET,
+        "TOKENPULSE_IT_PAGERDUTY_KEY": PAGERDUTY_ROUTING_KEY,
+    }
+    saved = {k: os.environ.get(k) for k in [*TEST_ENV, *files]}
+    os.environ.update(TEST_ENV)
+    os.environ.update(files)
     write_test_prices(state / "prices.yaml")
-    os.environ["TOKENPULSE_STREAM_PRICES_FILE"] = str(state / "prices.yaml")
+    write_test_detectors(state / "detectors.yaml")
+    write_test_hooks(state / "hooks.yaml", {k: v.url for k, v in hook_receivers.items()})
     settings = Settings()
     stack = Stack(settings)
     try:

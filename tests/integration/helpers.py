@@ -36,3 +36,36 @@ def write_test_prices(path) -> None:
         {**common, "input_usd_per_mtok": "0.50", "output_usd_per_mtok": "1.00", "effective_from": change},
     ]
     path.write_text(yaml.safe_dump(doc))
+
+
+# --- loop detection and alert hooks -------------------------------------------------------
+HOOK_SECRET = "integration-hook-secret"
+PAGERDUTY_ROUTING_KEY = "integration-routing-key"
+# Short windows and a short quiet period, so incidents open and resolve within a test.
+TEST_DETECTORS = {
+    "timing": {"out_of_order_ms": 1000, "max_evidence_age_s": 600, "resolve_after_quiet_s": 8,
+               "session_ttl_s": 600, "max_calls_per_session": 256},
+    "rules": {
+        "repetition": {"min_repeats": 5, "window_s": 60, "severity": "critical", "action": "stop"},
+        "token_velocity": {"window_s": 60, "max_tokens": 5_000_000, "severity": "warning", "action": "notify"},
+        "context_growth": {"min_consecutive_steps": 6, "severity": "warning", "action": "stop"},
+        "ping_pong": {"min_cycles": 4, "severity": "critical", "action": "stop"},
+        "step_count": {"max_steps": 150, "severity": "warning", "action": "notify"},
+        "session_cost": {"max_usd": "50", "severity": "critical", "action": "stop"},
+    },
+}
+
+
+def write_test_detectors(path) -> None:
+    path.write_text(yaml.safe_dump(TEST_DETECTORS))
+
+
+def write_test_hooks(path, urls: dict[str, str]) -> None:
+    fast = {"max_attempts": 4, "initial_backoff_ms": 50, "max_backoff_ms": 200, "timeout_s": 3}
+    path.write_text(yaml.safe_dump({"hooks": [
+        {"name": "it-webhook", "kind": "webhook", "url": urls["webhook"], "secret_env": "TOKENPULSE_IT_HOOK_SECRET",
+         "min_severity": "warning", "retry": fast},
+        {"name": "it-slack", "kind": "slack", "url": urls["slack"], "min_severity": "warning", "retry": fast},
+        {"name": "it-pagerduty", "kind": "pagerduty", "url": urls["pagerduty"],
+         "routing_key_env": "TOKENPULSE_IT_PAGERDUTY_KEY", "min_severity": "critical", "retry": fast},
+    ]}))

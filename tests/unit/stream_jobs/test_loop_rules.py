@@ -195,3 +195,22 @@ def test_property_example_found_by_hand():
     rnd.shuffle(calls)
     _, fired = run(calls, now=3_000_000 + L + 10)
     assert "context_growth" not in fired
+
+
+def test_old_evidence_does_not_reopen_after_it_was_judged():
+    state = SessionState()
+    rising = [call(i, 1_000_000 + i * 1000, fp="same", inp=1000 * (i + 1), arrived=2_000_000) for i in range(6)]
+    for c in rising:
+        add_call(state, c, 256)
+    before = state.judged_until_ms
+    settle(state, 2_000_000 + L, L)
+    assert [f.rule for f in sequence_findings(state, RULES, since_ms=before)] == ["context_growth"]
+    # later: one unrelated call settles; the old run is not a new finding
+    late_call = call(50, 1_100_000, fp="other", inp=10, arrived=2_100_000)
+    add_call(state, late_call, 256)
+    before = state.judged_until_ms
+    settle(state, 2_100_000 + L, L)
+    assert sequence_findings(state, RULES, since_ms=before) == []
+    # and a repeat far outside the window of the old repeats does not count them
+    far = add_call(state, call(51, 1_500_000, fp="same", inp=10), 256)
+    assert "repetition" not in [f.rule for f in monotone_findings(state, far, RULES, None)]

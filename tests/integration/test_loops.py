@@ -1,0 +1,182 @@
+"""Runaway loops on the real pipeline: SDK -> collector -> Kafka -> cost job -> loop
+detection job -> alerts topic -> dispatcher -> local webhook / Slack / PagerDuty servers,
+and back to the app through the collector's circuit breaker board."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tokenpulse.alerts.hooks import verify_signature
+from tokenpulse.sdk import CircuitBreaker, SessionStopped, call_fingerprint, record_llm_call
+from tokenpulse.sql_client import run_sql
+
+from helpers import HOOK_SECRET, wait_for
+
+pytestmark = pytest.mark.integration
+KEY = "demo-acme-key"
+WORDS = ("apple banana cherry delta echo forest garden harbor island jungle kettle lemon meadow "
+         "nectar orbit pepper quartz river saddle timber umbrella velvet willow xenon yonder zephyr "
+         "anchor bridge candle desert ember falcon glacier hollow ivory jasmine kernel lantern marble").split()
+
+
+def collector_url(settings) -> str:
+    return f"http://{settings.collector.host}:{settings.collector.port}"
+
+
+def app_tracer_provider(settings, service: str) -> TracerProvider:
+    """An app's own OTel setup: spans exported as they end, straight to the collector."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    exporter = OTLPSpanExporter(endpoint=f"{collector_url(settings)}/v1/traces", headers={"Authorization": f"Bearer {KEY}"})
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+def about(session: str):
+    return lambda r: session.encode() in r.body
+
+
+def test_looping_agent_is_paged_stopped_and_resolved(stack_settings, hook_receivers):
+    session = f"loop-{uuid.uuid4().hex[:8]}"
+    provider = app_tracer_provider(stack_settings, "it-looper")
+    breaker = CircuitBreaker(collector_url(stack_settings), api_key=KEY)
+    assert breaker.wait_ready(15)
+    stopped, calls_made = None, 0
+    for step in range(80):
+        try:
+            with record_llm_call(provider="openai", model="gpt-4o-mini", session_id=session, agent_name="looper",
+                                 messages=[{"role": "user", "content": "Check the status of order 12345 again"}],
+                                 breaker=breaker, tracer_provider=provider) as call:
+                call.set_usage(input_tokens=1000 + 400 * step, output_tokens=60)  # and the context grows
+            calls_made += 1
+        except SessionStopped as exc:
+            stopped = exc
+            break
+        time.sleep(0.25)
+    assert stopped is not None, "the looping session was never stopped"
+    assert stopped.session_id == session and stopped.rule in ("repetition", "context_growth")
+    assert 5 <= calls_made < 40
+
+    # Paged: the signed webhook and PagerDuty trigger, once per incident.
+    opened = hook_receivers["webhook"].wait_for(lambda r: about(session)(r) and r.json()["state"] == "open")
+    assert opened
+    for r in opened:
+        assert verify_signature(HOOK_SECRET, r.headers["X-Tokenpulse-Timestamp"], r.body, r.headers["X-Tokenpulse-Signature"])
+        assert r.json()["evidence"] and r.json()["summary"]
+    assert verify_signature(HOOK_SECRET, opened[0].headers["X-Tokenpulse-Timestamp"], opened[0].body + b" ",
+                            opened[0].headers["X-Tokenpulse-Signature"]) is False
+    triggers = hook_receivers["pagerduty"].wait_for(lambda r: about(session)(r) and r.json()["event_action"] == "trigger")
+    assert {t.json()["dedup_key"] for t in triggers} == {f"acme/runaway_loop/repetition/{session}"}
+    dedup_key = triggers[0].json()["dedup_key"]
+    assert hook_receivers["slack"].wait_for(about(session))
+
+    # The session goes quiet (it was stopped): the incident resolves, the page too, the breaker clears.
+    resolves = hook_receivers["pagerduty"].wait_for(
+        lambda r: r.json().get("dedup_key") == dedup_key and r.json()["event_action"] == "resolve", timeout_s=90)
+    assert resolves
+    deadline = time.monotonic() + 30
+    while breaker.is_stopped(session) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not breaker.is_stopped(session)
+    with record_llm_call(provider="openai", model="gpt-4o-mini", session_id=session, breaker=breaker,
+                         tracer_provider=provider) as call:
+        call.set_usage(input_tokens=10, output_tokens=1)
+    breaker.close()
+
+    # No duplicate pages for one incident, and everything recorded in ClickHouse.
+    time.sleep(2)
+    assert len(hook_receivers["pagerduty"].matching(
+        lambda r: r.json().get("dedup_key") == dedup_key and r.json()["event_action"] == "trigger")) == 1
+    webhook_ids = [json.loads(r.body)["alert_id"] + json.loads(r.body)["state"] for r in hook_receivers["webhook"].matching(about(session))]
+    assert len(webhook_ids) == len(set(webhook_ids))
+    # The alerts table keeps each incident's newest state: resolved, with both times.
+    rows = wait_for(stack_settings, """
+        SELECT rule, state, severity, action, opened_at < resolved_at FROM alerts FINAL
+        WHERE session_id = {s:String} AND rule = 'repetition'""",
+        {"s": session}, lambda rows: rows and rows[0][1] == "resolved", timeout_s=60)
+    assert [tuple(r) for r in rows] == [("repetition", "resolved", "critical", "stop", 1)]
+    outcomes = wait_for(stack_settings, """
+        SELECT hook, state, outcome FROM alert_dispatches FINAL
+        WHERE dedupe_key = {k:String} ORDER BY hook, state""", {"k": dedup_key},
+        lambda rows: len(rows) >= 6, timeout_s=60)
+    assert [tuple(r) for r in outcomes] == [(h, s, "delivered") for h in ("it-pagerduty", "it-slack", "it-webhook") for s in ("open", "resolved")]
+
+
+def test_busy_healthy_agent_is_not_alerted(stack_settings, hook_receivers):
+    healthy = f"healthy-{uuid.uuid4().hex[:8]}"
+    sentinel = f"sentinel-{uuid.uuid4().hex[:8]}"
+    provider = app_tracer_provider(stack_settings, "it-busy")
+    for i, word in enumerate(WORDS):  # many different calls, context that rises and falls
+        with record_llm_call(provider="openai", model="gpt-4o-mini", session_id=healthy, agent_name="busy",
+                             prompt=f"Write a haiku about the {word}", tracer_provider=provider) as call:
+            call.set_usage(input_tokens=800 + (i * 137) % 400, output_tokens=120)
+    for _ in range(6):  # then a loop in another session: once it pages, the healthy calls were judged too
+        with record_llm_call(provider="openai", model="gpt-4o-mini", session_id=sentinel, agent_name="busy",
+                             prompt="same thing again", tracer_provider=provider) as call:
+            call.set_usage(input_tokens=100, output_tokens=10)
+    assert hook_receivers["webhook"].wait_for(about(sentinel), timeout_s=60)
+    time.sleep(3)
+    assert hook_receivers["webhook"].matching(about(healthy)) == []
+    assert run_sql(stack_settings, "SELECT count() FROM alerts WHERE session_id = {s:String}", {"s": healthy}).rows[0][0] == 0
+
+
+def spans_at(session: str, plan: list[tuple[int, str, int]]) -> list:
+    """Finished SDK spans for (end time ns, prompt, input tokens) triples, as a backlog would hold them."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "it-edge-backlog"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("it")
+    for end_ns, prompt, inp in plan:
+        span = tracer.start_span("chat llama3.1:8b", start_time=end_ns - 500_000_000, attributes={
+            "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.operation.name": "chat",
+            "gen_ai.usage.input_tokens": inp, "gen_ai.usage.output_tokens": 20, "gen_ai.conversation.id": session,
+            "gen_ai.agent.name": "backlog", "tokenpulse.call.fingerprint": call_fingerprint(prompt=prompt)})
+        span.end(end_time=end_ns)
+    return list(memory.get_finished_spans())
+
+
+def export(settings, spans) -> None:
+    exporter = OTLPSpanExporter(endpoint=f"{collector_url(settings)}/v1/traces", headers={"Authorization": f"Bearer {KEY}"})
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    exporter.shutdown()
+
+
+def test_late_out_of_order_burst_does_not_page_but_a_reordered_live_loop_does(stack_settings, hook_receivers):
+    run = uuid.uuid4().hex[:8]
+    now_ns = time.time_ns()
+    minute = 60 * 10**9
+    rnd = random.Random(run)
+    # A healthy session from 40..20 minutes ago, arriving all at once and shuffled: three
+    # prompts in rotation (never 5 alike within 60 s, no A/B alternation), a saw-tooth context.
+    healthy = f"late-healthy-{run}"
+    plan = [(now_ns - 40 * minute + i * 40 * 10**9, ("plan", "search", "answer")[i % 3], 1000 + 100 * (i % 4))
+            for i in range(30)]
+    backlog = spans_at(healthy, plan)
+    rnd.shuffle(backlog)
+    # A real loop, but 50 minutes ago: recorded with severity info, paged to nobody.
+    stale = f"late-loop-{run}"
+    backlog += spans_at(stale, [(now_ns - 50 * minute + i * 5 * 10**9, "retry the same tool", 500) for i in range(6)])
+    export(stack_settings, backlog)
+    # A live loop whose spans arrive newest first, in two requests: still one true incident.
+    live = f"reordered-loop-{run}"
+    loop = spans_at(live, [(now_ns - (6 - i) * 10**9, "fetch page 1 again", 700) for i in range(6)])
+    export(stack_settings, loop[3:][::-1])
+    export(stack_settings, loop[:3][::-1])
+
+    assert hook_receivers["webhook"].wait_for(lambda r: about(live)(r) and r.json()["state"] == "open", timeout_s=60)
+    info = wait_for(stack_settings, "SELECT rule, severity FROM alerts FINAL WHERE session_id = {s:String}",
+                    {"s": stale}, lambda rows: len(rows) > 0, timeout_s=60)
+    assert [tuple(r) for r in info] == [("repetition", "info")]
+    time.sleep(2)
+    for hook in ("webhook", "slack", "pagerduty"):
+        assert hook_receivers[hook].matching(lambda r: about(healthy)(r) or about(stale)(r)) == []
+    assert run_sql(stack_settings, "SELECT count() FROM alerts WHERE session_id = {s:String}", {"s": healthy}).rows[0][0] == 0
