@@ -40,7 +40,7 @@ from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 from pyflink.table import StreamTableEnvironment
 
 from tokenpulse.schemas import topics
-from tokenpulse.schemas.alerts import Alert, AlertState, Severity, alert_id_for
+from tokenpulse.schemas.alerts import Alert, AlertAction, AlertState, Severity, alert_id_for
 from tokenpulse.schemas.detectors import DetectorConfig, load_detector_config
 from tokenpulse.settings import Settings
 
@@ -162,7 +162,8 @@ class LoopDetectorFunction(KeyedProcessFunction):
             alert = Alert(
                 alert_id=alert_id_for(key, f.event_ms), dedupe_key=key, state=AlertState.open,
                 kind=ALERT_KIND, rule=f.rule, severity=Severity.info if stale else rule.severity,
-                action=rule.action, summary=_summary(identity, f, stale, age_s),
+                # history is recorded, not acted on: no page and no tripped breaker
+                action=AlertAction.notify if stale else rule.action, summary=_summary(identity, f, stale, age_s),
                 evidence={**f.evidence, "evidence_age_s": round(age_s, 3), "stale": stale},
                 opened_ms=f.event_ms, emitted_ms=_now_ms(), **identity,
             )

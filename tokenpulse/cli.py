@@ -143,28 +143,39 @@ def cmd_topics(settings: Settings, args) -> int:
 
 
 def cmd_config_check(settings: Settings, args) -> int:
+    """Validate every declarative config file and report all errors at once."""
     from pydantic import ValidationError
 
+    from tokenpulse.alerts.config import load_hooks
+    from tokenpulse.schemas.detectors import load_detector_config
+    from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
     from tokenpulse.schemas.tenants import load_tenants
+    from tokenpulse.stream_jobs.pricing_sql import check_stream_catalog_size
 
+    from .stack import dispatcher_environ
+
+    def prices(path):
+        table = load_price_table(path)
+        check_stream_catalog_size(table)
+        return f"{len(table.prices)} prices"
+
+    checks = (
+        ("prices", settings.stream.prices_file, prices),
+        ("edge", settings.stream.edge_profiles_file, lambda p: f"{len(load_edge_profiles(p).profiles)} profiles"),
+        ("tenants", settings.collector.tenants_file, lambda p: f"{len(load_tenants(p).tenants)} tenants"),
+        ("detectors", settings.detector.detectors_file,
+         lambda p: f"{len(load_detector_config(p).overrides)} overrides"),
+        # The dispatcher reads hook secrets from its environment; check them as it will.
+        ("hooks", settings.alerts.hooks_file, lambda p: f"{len(load_hooks(p, environ=dispatcher_environ()).hooks)} hooks"),
+    )
     errors = 0
-    from tokenpulse.schemas.edge_profiles import load_edge_profiles
-
-    for label, path, loader in (("prices", settings.stream.prices_file, load_price_table),
-                                ("edge", settings.stream.edge_profiles_file, load_edge_profiles),
-                                ("tenants", settings.collector.tenants_file, load_tenants)):
+    for label, path, check in checks:
         try:
-            loaded = loader(path)
-            if label == "prices":
-                from tokenpulse.stream_jobs.pricing_sql import check_stream_catalog_size
-                check_stream_catalog_size(loaded)
-            count = len(getattr(loaded, "prices", None) or getattr(loaded, "profiles", None)
-                        or getattr(loaded, "tenants", ()))
-            print(f"  ok    {label:<8} {path} ({count} entries)")
+            print(f"  ok    {label:<9} {path} ({check(path)})")
         except (ValidationError, OSError, ValueError) as exc:
             errors += 1
-            print(f"  error {label:<8} {path}\n{exc}")
+            print(f"  error {label:<9} {path}\n{exc}")
     return 1 if errors else 0
 
 
@@ -229,11 +240,14 @@ def cmd_key_hash(settings: Settings, args) -> int:
 
 
 def cmd_demo(settings: Settings, args) -> int:
-    from .demo import APPS, run_workload
+    from .demo import APPS, AlertInbox, run_runaway_agent, run_workload
     from .sql_client import format_table, run_sql, saved_query
+    from .stack import dispatcher_environ
+    from tokenpulse.alerts.config import load_hooks
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
 
+    inbox = _demo_inbox(settings, load_hooks, dispatcher_environ(), AlertInbox)
     if cmd_up(settings, args) != 0:
         return 1
     try:
@@ -245,6 +259,9 @@ def cmd_demo(settings: Settings, args) -> int:
         with tqdm(total=args.calls, desc="demo calls", unit="call", file=sys.stderr) as bar:
             expected = run_workload(f"http://{c.host}:{c.port}/v1/traces", prices, edge, calls=args.calls,
                                     duration_s=args.duration, progress=bar.update, seed=args.seed)
+        print("\na runaway agent now repeats one question with a growing context, opted in to the circuit breaker")
+        runaway = run_runaway_agent(f"http://{c.host}:{c.port}", prices, expected)
+        _report_runaway(runaway, inbox)
         tenants = sorted(expected.by_tenant_calls)
         probe = ("SELECT sum(calls), sum(cost_usd) FROM spend_1m FINAL "
                  "WHERE window_start >= {start:DateTime} AND tenant IN {tenants:Array(String)}")
@@ -265,6 +282,8 @@ def cmd_demo(settings: Settings, args) -> int:
         print(format_table(run_sql(settings, saved_query("spend_by_team_model"), {"hours": 1})))
         print("\ncloud vs edge (hardware + energy by busy time vs the cloud-equivalent model):")
         print(format_table(run_sql(settings, saved_query("cloud_vs_edge_comparison"), {"hours": 1})))
+        print("\nrunaway sessions (alerts joined to their spend):")
+        print(format_table(run_sql(settings, saved_query("runaway_sessions"), {"hours": 1, "limit": 10})))
         print("\nrejected input (dead letters):")
         print(format_table(run_sql(settings, saved_query("dead_letters_recent"), {"hours": 1})))
         print("\nreconciliation, raw spans vs rollups (diff must be 0):")
@@ -278,9 +297,47 @@ def cmd_demo(settings: Settings, args) -> int:
         print("explore: tokenpulse sql --list ; tokenpulse sql 'SELECT count() FROM token_spans FINAL'")
         return 0 if ok else 1
     finally:
+        if inbox is not None:
+            inbox.close()
         if not args.keep_running:
             print("stopping the stack (use --keep-running to keep it up)")
             cmd_down(settings, args)
+
+
+def _demo_inbox(settings: Settings, load_hooks, environ: dict, inbox_class):
+    """Listen where the hooks file's first webhook points, if that is this machine."""
+    from urllib.parse import urlsplit
+
+    try:
+        hooks = load_hooks(settings.alerts.hooks_file, environ=environ)
+    except ValueError as exc:
+        print(f"(alert hooks not usable, no webhook inbox: {exc})")
+        return None
+    for hook in hooks.hooks:
+        url = urlsplit(hook.url)
+        if hook.kind == "webhook" and url.hostname in ("127.0.0.1", "localhost") and hook.secret:
+            try:
+                return inbox_class(url.hostname, url.port or 80, hook.secret.get_secret_value())
+            except OSError as exc:
+                print(f"(port {url.port} busy, no webhook inbox: {exc})")
+    return None
+
+
+def _report_runaway(runaway, inbox) -> None:
+    if runaway.stopped is None:
+        print(f"  the runaway agent was NOT stopped after {runaway.calls} calls (see .state/logs)")
+        return
+    print(f"  stopped after {runaway.calls} calls: SessionStopped: {runaway.stopped.summary}")
+    deadline = time.monotonic() + 15
+    while inbox is not None and time.monotonic() < deadline:
+        hits = [a for a in inbox.alerts if a[1].get("session_id") == runaway.session and a[1].get("state") == "open"]
+        if hits:
+            at, alert, signed = hits[0]
+            print(f"  webhook (HMAC {'valid' if signed else 'INVALID'}) got [{alert['severity']}] {alert['rule']}: "
+                  f"{alert['summary'][:140]}")
+            return
+        time.sleep(0.2)
+    print("  no webhook delivery seen (is the demo inbox port free?)")
 
 
 def build_parser() -> argparse.ArgumentParser:

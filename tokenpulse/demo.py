@@ -7,11 +7,16 @@ cache, reasoning models spend hidden reasoning tokens, one app calls a model the
 table does not know (unpriced, still counted) and one sender reports a negative token
 count (dead-lettered with its reason). The demo also prices every call itself with the
 reference pricer, so the pipeline's totals can be checked against an independent sum.
+
+Last, a runaway agent loops on the same question until the loop detector pages the demo's
+webhook inbox and the circuit breaker stops it.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,12 +24,13 @@ from decimal import Decimal
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from tokenpulse.schemas import semconv as sc
 from tokenpulse.schemas.edge_profiles import EdgeProfiles, edge_call_cost_usd
 from tokenpulse.schemas.pricing import PriceTable, call_cost_usd
+from tokenpulse.sdk import CircuitBreaker, SessionStopped, record_llm_call
 
 DEMO_KEYS = {"acme": "demo-acme-key", "globex": "demo-globex-key"}
 
@@ -131,3 +137,85 @@ def run_workload(endpoint: str, prices: PriceTable, edge: EdgeProfiles, *, calls
         p.force_flush()
         p.shutdown()
     return expected
+
+
+# --- the runaway agent: a loop that gets paged and stopped ----------------------------------
+class AlertInbox:
+    """A stand-in for on-call's webhook endpoint (the demo hooks file points here): verifies
+    each delivery's HMAC signature and keeps the alerts."""
+
+    def __init__(self, host: str, port: int, secret: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from tokenpulse.alerts.hooks import verify_signature
+
+        self.alerts: list[tuple[float, dict, bool]] = []  # (received at, alert, signature ok)
+        inbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                signed = verify_signature(secret, self.headers.get("X-Tokenpulse-Timestamp", ""), body,
+                                          self.headers.get("X-Tokenpulse-Signature", ""))
+                inbox.alerts.append((time.time(), json.loads(body), signed))
+                self.send_response(200 if signed else 401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class RunawayResult:
+    session: str
+    calls: int
+    stopped: SessionStopped | None
+    offending_call_at: float  # when the last call that went through ended
+
+
+def run_runaway_agent(collector: str, prices: PriceTable, expected: Expected, *, max_calls: int = 40,
+                      pause_s: float = 0.3) -> RunawayResult:
+    """An agent stuck re-asking the same question with a growing context, instrumented with
+    tokenpulse's SDK and opted in to the circuit breaker: it runs until tokenpulse stops it."""
+    app = App("acme", "support-bot", "support", "openai", ("gpt-4o-mini",), "triage-agent")
+    provider = TracerProvider(resource=Resource.create({sc.SERVICE_NAME: app.service, sc.TEAM: app.team}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+        endpoint=f"{collector}/v1/traces", headers={"Authorization": f"Bearer {DEMO_KEYS[app.tenant]}"})))
+    session = f"runaway-{int(time.time())}"
+    breaker = CircuitBreaker(collector, api_key=DEMO_KEYS[app.tenant])
+    breaker.wait_ready(10)
+    result = RunawayResult(session, 0, None, 0.0)
+    try:
+        for step in range(max_calls):
+            input_tokens, output_tokens = 2000 + 600 * step, 150
+            try:
+                with record_llm_call(provider=app.provider, model=app.models[0], session_id=session,
+                                     agent_name=app.agent, breaker=breaker, tracer_provider=provider,
+                                     messages=[{"role": "user", "content": "Is order 4711 shipped yet? Check again."}]) as call:
+                    call.set_usage(input_tokens=input_tokens, output_tokens=output_tokens)
+            except SessionStopped as exc:
+                result.stopped = exc
+                break
+            result.calls += 1
+            result.offending_call_at = time.time()
+            price = prices.price_at(app.provider, app.models[0], int(time.time() * 1000), input_tokens)
+            expected.calls += 1
+            expected.by_tenant_calls[app.tenant] = expected.by_tenant_calls.get(app.tenant, 0) + 1
+            if price is None:
+                expected.unpriced += 1
+            else:
+                expected.cost_usd += call_cost_usd(price, input_tokens=input_tokens, cached_input_tokens=0,
+                                                   cache_creation_input_tokens=0, output_tokens=output_tokens)
+            time.sleep(pause_s)
+    finally:
+        breaker.close()
+        provider.shutdown()
+    return result

@@ -9,8 +9,9 @@ reads os.environ itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +84,19 @@ class ClickHouseSettings(BaseSettings):
         return self.resolved_dsn(paths).startswith("chdb:")
 
 
+class KafkaInput(BaseModel):
+    """One Kafka topic an OpenTelemetry Collector's kafka exporter writes traces to.
+
+    Kafka carries no API key, so the tenant is configured here: only that tenant's otelcol
+    may be able to write this topic (Kafka ACLs are the tenant boundary for this input)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    topic: str = Field(min_length=1)
+    encoding: Literal["otlp_proto", "otlp_json"] = "otlp_proto"  # the kafka exporter's names
+    tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    consumer_group: str = "tokenpulse-otlp-ingest"
+
+
 class CollectorSettings(BaseSettings):
     model_config = _config("COLLECTOR")
     host: str = "127.0.0.1"
@@ -100,6 +114,38 @@ class CollectorSettings(BaseSettings):
     # GET /v1/breakers (long poll) with the caller's tenant's sessions told to stop.
     breaker_board: bool = True
     breaker_max_wait_s: float = Field(default=25.0, gt=0, le=60)
+    # OTLP/gRPC beside OTLP/HTTP (4317 is the OTLP/gRPC default); largest message = max_body_bytes.
+    grpc_enabled: bool = True
+    grpc_port: int = 4317
+    # otelcol kafka exporter topics to ingest, a JSON list, e.g.
+    # '[{"topic": "otlp_spans", "encoding": "otlp_proto", "tenant": "acme"}]'
+    kafka_inputs: list[KafkaInput] = []
+
+
+class EdgeCollectorSettings(BaseSettings):
+    """The edge collector (collectors/edge.py): OTLP/HTTP into a durable local buffer that a
+    forwarder drains to Kafka, so apps beside an edge runtime never wait for the WAN."""
+
+    model_config = _config("EDGE")
+    host: str = "127.0.0.1"
+    port: int = 4319  # beside the main collector's 4318, so both can run on one machine
+    buffer_dir: Path | None = None  # None: <state_dir>/edge-buffer
+    # Payload bytes (Kafka key + value) the buffer may hold; beyond it new spans get 503.
+    max_buffer_bytes: int = Field(default=1 << 30, ge=1 << 20)
+    forward_batch_max: int = Field(default=500, ge=1, le=10_000)
+    tenants_file: Path = REPO_ROOT / "schemas" / "tenants.demo.yaml"
+    max_body_bytes: int = 8 * 1024 * 1024
+    collector_id: str = "edge-local"
+    # Wait between forward attempts while Kafka is unreachable (doubling, with jitter).
+    retry_backoff_min_ms: int = Field(default=200, ge=1)
+    retry_backoff_max_ms: int = Field(default=30_000, ge=1)
+    # How long one forwarded batch may wait for Kafka's acks before it counts as failed.
+    delivery_timeout_ms: int = Field(default=30_000, ge=5_000)
+    # Sent as Retry-After with the 503 that refuses spans when the buffer is full.
+    refused_retry_after_s: int = Field(default=10, ge=1)
+
+    def resolved_buffer_dir(self, paths: PathSettings) -> Path:
+        return self.buffer_dir or paths.state_dir / "edge-buffer"
 
 
 class StreamJobSettings(BaseSettings):
@@ -160,6 +206,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    edge: EdgeCollectorSettings = Field(default_factory=EdgeCollectorSettings)
     stream: StreamJobSettings = Field(default_factory=StreamJobSettings)
     detector: DetectorJobSettings = Field(default_factory=DetectorJobSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)

@@ -34,6 +34,13 @@ from .settings import REPO_ROOT, Settings
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 30.0
+# The demo hooks file signs webhooks with a public demo secret (like the demo API keys);
+# set the variable yourself to override it, and use your own hooks file in production.
+DEMO_ENV_DEFAULTS = {"TOKENPULSE_DEMO_HOOK_SECRET": "demo-hook-secret"}
+
+
+def dispatcher_environ() -> dict[str, str]:
+    return {**DEMO_ENV_DEFAULTS, **os.environ}
 
 
 class StackError(RuntimeError):
@@ -110,11 +117,9 @@ class Stack:
                            lambda: _log_contains(self.log_path("loop-detector"), " running"), 180,
                            prepare=lambda: flink_logs.mkdir(parents=True, exist_ok=True),
                            env={"FLINK_LOG_DIR": str(flink_logs)}))
-        # The demo hooks file signs with a public demo secret (like the demo API keys).
         out.append(Service("alerts", [py, "-m", "tokenpulse.alerts"],
                            lambda: _log_contains(self.log_path("alerts"), "alert dispatcher running"), 60,
-                           env={"TOKENPULSE_DEMO_HOOK_SECRET": os.environ.get("TOKENPULSE_DEMO_HOOK_SECRET",
-                                                                              "demo-hook-secret")}))
+                           env=dispatcher_environ()))
         out.append(Service("collector", [py, "-m", "tokenpulse.collectors"],
                            lambda: _http_ok(f"http://{s.collector.host}:{s.collector.port}/health"), 30))
         return out

@@ -108,6 +108,12 @@ def test_looping_agent_is_paged_stopped_and_resolved(stack_settings, hook_receiv
         SELECT hook, state, outcome FROM alert_dispatches FINAL
         WHERE dedupe_key = {k:String} ORDER BY hook, state""", {"k": dedup_key},
         lambda rows: len(rows) >= 6, timeout_s=60)
+    from tokenpulse.sql_client import saved_query
+
+    runaway = wait_for(stack_settings, saved_query("runaway_sessions"), {"hours": 1, "limit": 1000},
+                       lambda rows: any(r[1] == session and r[7] >= calls_made for r in rows))
+    row = next(r for r in runaway if r[1] == session)
+    assert "repetition" in row[2] and row[4] == 1 and row[7] >= calls_made  # breaker tripped; every call counted
     assert [tuple(r) for r in outcomes] == [(h, s, "delivered") for h in ("it-pagerduty", "it-slack", "it-webhook") for s in ("open", "resolved")]
 
 
@@ -173,9 +179,9 @@ def test_late_out_of_order_burst_does_not_page_but_a_reordered_live_loop_does(st
     export(stack_settings, loop[:3][::-1])
 
     assert hook_receivers["webhook"].wait_for(lambda r: about(live)(r) and r.json()["state"] == "open", timeout_s=60)
-    info = wait_for(stack_settings, "SELECT rule, severity FROM alerts FINAL WHERE session_id = {s:String}",
+    info = wait_for(stack_settings, "SELECT rule, severity, action FROM alerts FINAL WHERE session_id = {s:String}",
                     {"s": stale}, lambda rows: len(rows) > 0, timeout_s=60)
-    assert [tuple(r) for r in info] == [("repetition", "info")]
+    assert [tuple(r) for r in info] == [("repetition", "info", "notify")]  # history: no page, no breaker
     time.sleep(2)
     for hook in ("webhook", "slack", "pagerduty"):
         assert hook_receivers[hook].matching(lambda r: about(healthy)(r) or about(stale)(r)) == []
