@@ -1,4 +1,8 @@
-"""Run the OTLP/HTTP collector:  python -m tokenpulse.collectors  (or `tokenpulse collector`)."""
+"""Run the collector:  python -m tokenpulse.collectors  (or `tokenpulse collector`).
+
+Inputs, all feeding one TraceReceiver / SpanWriter: OTLP/HTTP (always), OTLP/gRPC
+(`grpc_enabled`, port `grpc_port`) and the otelcol kafka exporter topics in `kafka_inputs`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from tokenpulse.settings import Settings
 
 from .breaker_board import BreakerBoard, BreakerFeed, KafkaAlertConsumer
 from .genai_mapping import UsageConventions
+from .kafka_otlp_ingest import check_inputs, start_ingests
 from .kafka_writer import HeartbeatThread, SpanWriter
+from .otlp_grpc import make_grpc_server
 from .otlp_http import TraceReceiver, make_server
 
 log = logging.getLogger("tokenpulse.collector")
@@ -23,6 +29,7 @@ def _exit_on_signal(signum, _frame) -> None:
 def run(settings: Settings) -> None:
     cfg = settings.collector
     tenants = load_tenants(cfg.tenants_file)
+    check_inputs(cfg.kafka_inputs, tenants)
     writer = SpanWriter(settings.kafka, collector_id=cfg.collector_id, timeout_s=cfg.produce_timeout_s)
     heartbeats = HeartbeatThread(writer, cfg.heartbeat_interval_ms)
     conventions = UsageConventions(cache_separate=frozenset(cfg.cache_counts_separate_providers),
@@ -35,8 +42,16 @@ def run(settings: Settings) -> None:
         client_id = f"tokenpulse-{cfg.collector_id}-breakers"
         feed = BreakerFeed(board, lambda: KafkaAlertConsumer(settings.kafka, client_id=client_id))
     server = make_server(receiver, cfg, board)
+    grpc_server = None
+    if cfg.grpc_enabled:
+        grpc_server, _ = make_grpc_server(receiver, host=cfg.host, port=cfg.grpc_port,
+                                          max_message_bytes=cfg.max_body_bytes)
     signal.signal(signal.SIGTERM, _exit_on_signal)  # `tokenpulse down` sends SIGTERM
     heartbeats.start()
+    if grpc_server is not None:
+        grpc_server.start()
+        log.info("OTLP/gRPC listening on %s:%d", cfg.host, cfg.grpc_port)
+    ingests = start_ingests(settings, writer, conventions)
     if feed is not None:
         feed.start()
         log.info("circuit breaker board on: GET http://%s:%d/v1/breakers", cfg.host, cfg.port)
@@ -45,6 +60,12 @@ def run(settings: Settings) -> None:
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        # Inputs first, so nothing writes after the producer closes; in-flight gRPC calls
+        # get a few seconds to finish.
+        if grpc_server is not None:
+            grpc_server.stop(grace=5).wait()
+        for ingest in ingests:
+            ingest.stop()
         if feed is not None:
             feed.stop()
         heartbeats.stop()

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -27,13 +27,14 @@ from urllib.parse import parse_qs, urlsplit
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from tokenpulse.schemas.events import DeadLetter, TokenSpan
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory
 from tokenpulse.settings import CollectorSettings
 
 from .breaker_board import BreakerBoard
 from .genai_mapping import SEMCONV_SUBSETS, Rejection, UsageConventions, map_span
 from .kafka_writer import SpanWriter, WriteFailed
-from .otlp_decode import MalformedRequest, decode
+from .otlp_decode import MalformedRequest, OtlpSpan, decode
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,29 @@ class ExportCounts:
     accepted: int = 0
     rejected: int = 0
     ignored: int = 0
+
+
+@dataclass
+class MappedSpans:
+    accepted: list[TokenSpan] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    ignored: int = 0
+
+
+def map_spans(spans: list[OtlpSpan], *, tenant: str, received_ms: int,
+              conventions: UsageConventions = SEMCONV_SUBSETS) -> MappedSpans:
+    """Sort decoded spans into events to write, dead letters, and non-LLM spans to ignore.
+    Shared by every input (HTTP, gRPC, Kafka), so they all treat a span the same way."""
+    out = MappedSpans()
+    for span in spans:
+        result = map_span(span, tenant=tenant, received_ms=received_ms, conventions=conventions)
+        if result is None:
+            out.ignored += 1
+        elif isinstance(result, Rejection):
+            out.dead.append(result.dead_letter(tenant, received_ms))
+        else:
+            out.accepted.append(result)
+    return out
 
 
 class TraceReceiver:
@@ -87,17 +111,9 @@ class TraceReceiver:
             status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE if "Content-Type" in str(exc) else HTTPStatus.BAD_REQUEST
             return _error(status, GRPC_INVALID_ARGUMENT, str(exc), is_json)
 
-        received_ms = int(time.time() * 1000)
-        accepted, dead, counts = [], [], ExportCounts()
-        for span in spans:
-            result = map_span(span, tenant=tenant.id, received_ms=received_ms, conventions=self.conventions)
-            if result is None:
-                counts.ignored += 1
-            elif isinstance(result, Rejection):
-                dead.append(result.dead_letter(tenant.id, received_ms))
-            else:
-                accepted.append(result)
-        counts.accepted, counts.rejected = len(accepted), len(dead)
+        mapped = map_spans(spans, tenant=tenant.id, received_ms=int(time.time() * 1000), conventions=self.conventions)
+        accepted, dead = mapped.accepted, mapped.dead
+        counts = ExportCounts(accepted=len(accepted), rejected=len(dead), ignored=mapped.ignored)
         try:
             if accepted or dead:
                 self.writer.write(accepted, dead)

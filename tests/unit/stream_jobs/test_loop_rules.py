@@ -31,9 +31,17 @@ RULES = DetectorRules.model_validate({
 L = 2000  # out_of_order_ms
 
 
+COSTS: dict[str, Decimal] = {}  # span id -> cost, as the job passes it beside the call
+
+
 def call(i, end_ms, fp=None, inp=100, out=10, cost="0.001", arrived=None):
+    COSTS[f"{i:016x}"] = Decimal(cost)
     return Call(end_ms=end_ms, span_id=f"{i:016x}", fingerprint=fp, input_tokens=inp, tokens=inp + out,
-                cost_usd=Decimal(cost), arrived_ms=end_ms if arrived is None else arrived)
+                arrived_ms=end_ms if arrived is None else arrived)
+
+
+def add(state, c, max_calls=256):
+    return add_call(state, c, COSTS[c.span_id], max_calls)
 
 
 def run(calls, *, now=None, baseline=None, max_calls=256):
@@ -41,7 +49,7 @@ def run(calls, *, now=None, baseline=None, max_calls=256):
     sequence rules after settling at `now`)."""
     state, fired = SessionState(), {}
     for c in calls:
-        added = add_call(state, c, max_calls)
+        added = add(state, c, max_calls)
         if added is None:
             continue
         for f in monotone_findings(state, added, RULES, baseline):
@@ -117,13 +125,13 @@ def test_sequence_rules_wait_for_settling_then_mark_late_arrivals():
     state = SessionState()
     rising = [call(i, 1_000_000 + i * 1000, fp=f"f{i}", inp=1000 * (i + 1), arrived=2_000_000) for i in range(6)]
     for c in rising:
-        add_call(state, c, 256)
+        add(state, c)
     settle(state, 2_000_000 + L - 1, L)
     assert sequence_findings(state, RULES) == []  # nothing settled yet
     settle(state, 2_000_000 + L, L)
     assert [f.rule for f in sequence_findings(state, RULES)] == ["context_growth"]
     # a call arriving after its place was judged is late: kept for monotone rules only
-    late = add_call(state, call(99, 1_002_500, fp="z", inp=1, arrived=2_010_000), 256)
+    late = add(state, call(99, 1_002_500, fp="z", inp=1, arrived=2_010_000))
     assert late.late and state.steps == 7
     settle(state, 2_020_000, L)
     assert [f.rule for f in sequence_findings(state, RULES)] == ["context_growth"]
@@ -140,10 +148,10 @@ def test_agent_baseline_folds_closed_minutes_only():
     for minute in range(4):
         for s in ("s1", "s2"):
             b.add(minute * 60_000 + 1000, s, 1000)  # 1000 tokens per session-minute
-    assert b.minutes_folded == 2 and b.mean_tokens_per_min == 1000.0
-    assert b.baseline(3) is None and b.baseline(2) == 1000.0
+    assert b.minutes_folded == 2 and abs(b.mean_tokens_per_min - 1000.0) < 1
+    assert b.baseline(3) is None and b.baseline(2) == b.mean_tokens_per_min
     b.add(3 * 60_000 + 2000, "loop", 10**6)  # the current minute does not move the baseline yet
-    assert b.mean_tokens_per_min == 1000.0
+    assert abs(b.mean_tokens_per_min - 1000.0) < 1
 
 
 # --- properties: arrival order does not change what fires --------------------------------
@@ -176,7 +184,7 @@ def test_sequence_rules_see_event_order_when_reordering_is_within_tolerance(shap
     shuffled = calls[:]
     rnd.shuffle(shuffled)
     arrival = {c.span_id: 5_000_000 + k * 10 for k, c in enumerate(shuffled)}
-    shuffled = [Call(**{**{s: getattr(c, s) for s in Call.__slots__}, "arrived_ms": arrival[c.span_id]}) for c in shuffled]
+    shuffled = [c._replace(arrived_ms=arrival[c.span_id]) for c in shuffled]
     in_order = sorted(calls, key=lambda c: c.order)
     last = 5_000_000 + 10 * len(calls)
     _, a = run(in_order, now=last + L)
@@ -201,16 +209,30 @@ def test_old_evidence_does_not_reopen_after_it_was_judged():
     state = SessionState()
     rising = [call(i, 1_000_000 + i * 1000, fp="same", inp=1000 * (i + 1), arrived=2_000_000) for i in range(6)]
     for c in rising:
-        add_call(state, c, 256)
+        add(state, c)
     before = state.judged_until_ms
     settle(state, 2_000_000 + L, L)
     assert [f.rule for f in sequence_findings(state, RULES, since_ms=before)] == ["context_growth"]
     # later: one unrelated call settles; the old run is not a new finding
     late_call = call(50, 1_100_000, fp="other", inp=10, arrived=2_100_000)
-    add_call(state, late_call, 256)
+    add(state, late_call)
     before = state.judged_until_ms
     settle(state, 2_100_000 + L, L)
     assert sequence_findings(state, RULES, since_ms=before) == []
     # and a repeat far outside the window of the old repeats does not count them
-    far = add_call(state, call(51, 1_500_000, fp="same", inp=10), 256)
+    far = add(state, call(51, 1_500_000, fp="same", inp=10))
     assert "repetition" not in [f.rule for f in monotone_findings(state, far, RULES, None)]
+
+
+def test_state_survives_pickling_and_baseline_counts_distinct_sessions():
+    import pickle
+
+    state, _ = run([call(i, 1_000_000 + i * 1000, fp=f"p{i}", cost="0.25") for i in range(5)])
+    state.open_rules["repetition"] = ("abc", 1)
+    again = pickle.loads(pickle.dumps(state))
+    assert again == state and isinstance(again.calls[0], Call)
+    b = AgentBaseline()
+    for s in range(1000):
+        b.add(1000, f"session-{s}", 100)
+    b.add(3 * 60_000, "x", 1)  # closes minute 0
+    assert abs(b.mean_tokens_per_min - 100.0) < 3.0  # 100k tokens over ~1000 sessions
