@@ -31,6 +31,11 @@ OPERATIONS_WITHOUT_OUTPUT = frozenset({"embeddings", "embedding"})
 _PROVIDER_KEYS = (sc.PROVIDER_NAME, "gen_ai.system")
 _INPUT_KEYS = (sc.INPUT_TOKENS, "gen_ai.usage.prompt_tokens")
 _OUTPUT_KEYS = (sc.OUTPUT_TOKENS, "gen_ai.usage.completion_tokens")
+# OpenLLMetry's underscore spellings (its semconv-ai package until it adopted the official
+# names). It sends input tokens *including* the cache counts for OpenAI and Anthropic alike,
+# so these are subsets like the official names.
+_CACHE_READ_KEYS = (sc.CACHE_READ_INPUT_TOKENS, "gen_ai.usage.cache_read_input_tokens")
+_CACHE_CREATION_KEYS = (sc.CACHE_CREATION_INPUT_TOKENS, "gen_ai.usage.cache_creation_input_tokens")
 _FINGERPRINT_OK = re.compile(r"[A-Za-z0-9_:.-]{1,128}")
 _LLM_MARKERS = (*_PROVIDER_KEYS, sc.REQUEST_MODEL, sc.RESPONSE_MODEL, *_INPUT_KEYS, *_OUTPUT_KEYS)
 
@@ -44,6 +49,11 @@ class UsageConventions:
 
     cache_separate: frozenset[str] = frozenset()
     reasoning_separate: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        # Providers are matched lower-cased (see _provider), so the configured names are too.
+        object.__setattr__(self, "cache_separate", frozenset(p.lower() for p in self.cache_separate))
+        object.__setattr__(self, "reasoning_separate", frozenset(p.lower() for p in self.reasoning_separate))
 
 
 SEMCONV_SUBSETS = UsageConventions()
@@ -91,7 +101,7 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
     is_error = span.status_code == STATUS_CODE_ERROR or a.get(sc.ERROR_TYPE) is not None
     operation = _label(a.get(sc.OPERATION_NAME)) or "chat"
 
-    provider = _label(_first(a, _PROVIDER_KEYS))
+    provider = _provider(a)
     if not provider:
         raise _Bad(f"missing {sc.PROVIDER_NAME} (or legacy gen_ai.system): cannot tell who served the call")
     request_model = _label(a.get(sc.REQUEST_MODEL))
@@ -103,8 +113,8 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
     # A failed call may legitimately report no usage (rate limit, timeout): it cost nothing.
     input_tokens = _count(a, _INPUT_KEYS, required=not is_error)
     output_tokens = _count(a, _OUTPUT_KEYS, required=not is_error and operation not in OPERATIONS_WITHOUT_OUTPUT)
-    cached = _count(a, (sc.CACHE_READ_INPUT_TOKENS,), required=False)
-    cache_creation = _count(a, (sc.CACHE_CREATION_INPUT_TOKENS,), required=False)
+    cached = _count(a, _CACHE_READ_KEYS, required=False)
+    cache_creation = _count(a, _CACHE_CREATION_KEYS, required=False)
     reasoning = _count(a, (sc.REASONING_OUTPUT_TOKENS,), required=False)
     if provider in conventions.cache_separate:
         input_tokens += cached + cache_creation
@@ -155,6 +165,17 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
     )
 
 
+def _provider(attrs: dict[str, Any]) -> str | None:
+    """Lower-cased, with renamed legacy values mapped to today's names: senders spell
+    providers "vLLM", "Ollama", "Anthropic" or "az.ai.openai", while the edge-provider list
+    and the price table use semconv's lower-case gen_ai.provider.name values."""
+    name = _label(_first(attrs, _PROVIDER_KEYS))
+    if name is None:
+        return None
+    name = name.lower()
+    return sc.PROVIDER_ALIASES.get(name, name)
+
+
 def _fingerprint(attrs: dict[str, Any], model: str) -> str | None:
     """The sender's call fingerprint; an opaque value in another format is hashed into ours
     rather than rejected (it is a loop-detection hint, not billing data). Without one, a
@@ -172,7 +193,7 @@ def _fingerprint(attrs: dict[str, Any], model: str) -> str | None:
 def _service_tier(attrs: dict[str, Any]) -> str:
     if attrs.get(sc.BATCH) is True:
         return "batch"
-    tier = (_label(_first(attrs, sc.SERVICE_TIER_KEYS)) or "standard").lower()
+    tier = (_label(_first(attrs, (*sc.SERVICE_TIER_KEYS, sc.RESPONSE_SERVICE_TIER))) or "standard").lower()
     return "standard" if tier in ("default", "auto") else tier
 
 
@@ -219,7 +240,7 @@ def content_free_excerpt(span: OtlpSpan) -> str:
     """Attribute keys and short scalar values, never prompt/completion content."""
     shown = {}
     for k, v in list(span.attributes.items())[:60]:
-        if k in sc.CONTENT_ATTRIBUTES:
+        if k in sc.CONTENT_ATTRIBUTES or k.startswith(sc.CONTENT_ATTRIBUTE_PREFIXES):
             shown[k] = "<content dropped>"
         elif isinstance(v, (int, float, bool)) or v is None:
             shown[k] = v

@@ -7,19 +7,26 @@ Flow of one request:
 
 Status codes: 200 (with partial_success when spans were rejected), 400 malformed body,
 401 unknown or missing key, 413 body too large, 415 unsupported media type,
-503 Kafka unavailable (OTLP exporters retry on 503).
+503 Kafka unavailable, or 503 with Retry-After when `max_inflight_requests` export
+requests are already in flight (OTLP exporters retry on 503 and honour Retry-After).
 
 The same server answers GET /v1/breakers (long poll) with the sessions the caller's tenant
-must stop, from the BreakerBoard (breaker_board.py), when the board is on.
+must stop, from the BreakerBoard (breaker_board.py), when the board is on; GET /metrics
+(Prometheus text, metrics.py) and GET /health. With a TLS context it serves HTTPS only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import ssl
+import sys
+import threading
 import time
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +41,8 @@ from tokenpulse.settings import CollectorSettings
 from .breaker_board import BreakerBoard
 from .genai_mapping import SEMCONV_SUBSETS, Rejection, UsageConventions, map_span
 from .kafka_writer import SpanWriter, WriteFailed
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import CollectorMetrics
 from .otlp_decode import MalformedRequest, OtlpSpan, decode
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,10 @@ log = logging.getLogger(__name__)
 TRACES_PATH = "/v1/traces"
 BREAKERS_PATH = "/v1/breakers"
 GRPC_INVALID_ARGUMENT, GRPC_NOT_FOUND, GRPC_UNAUTHENTICATED, GRPC_UNAVAILABLE = 3, 5, 16, 14
+# A client that connects but never finishes the TLS handshake holds only its own thread, and
+# only this long.
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
+_DISCARD_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -48,6 +61,7 @@ class Reply:
     status: int
     body: bytes
     content_type: str
+    retry_after_s: int | None = None  # sent as Retry-After (HTTP) / RetryInfo (gRPC)
 
 
 @dataclass
@@ -80,14 +94,49 @@ def map_spans(spans: list[OtlpSpan], *, tenant: str, received_ms: int,
     return out
 
 
+class InflightLimit:
+    """At most `capacity` export requests doing work at once (None: no bound), shared by the
+    HTTP and gRPC servers. It refuses instead of waiting: a queued request would hold its
+    body and a thread while its sender's timeout runs out, and the sender retries anyway."""
+
+    def __init__(self, capacity: int | None) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self.capacity is not None and self._in_flight >= self.capacity:
+                return False
+            self._in_flight += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+
 class TraceReceiver:
-    """Transport-free core of the receiver, so tests and other transports can reuse it."""
+    """Transport-free core of the receiver, so tests and other transports can reuse it.
+
+    `max_inflight` bounds the export requests doing work at once across every transport
+    using this receiver (None: unbounded, as on the edge collector, whose writes are local)."""
 
     def __init__(self, tenants: TenantDirectory, writer: SpanWriter, *, max_body_bytes: int,
-                 conventions: UsageConventions = SEMCONV_SUBSETS) -> None:
+                 conventions: UsageConventions = SEMCONV_SUBSETS, max_inflight: int | None = None,
+                 busy_retry_after_s: int = 1, metrics: CollectorMetrics | None = None) -> None:
         self.tenants, self.writer, self.max_body_bytes = tenants, writer, max_body_bytes
         self.conventions = conventions
+        self.limit = InflightLimit(max_inflight)
+        self.busy_retry_after_s = busy_retry_after_s
+        self.metrics = metrics or CollectorMetrics()
         self.totals = ExportCounts()
+        self._totals_lock = threading.Lock()  # many server threads add to the totals
 
     def authenticate(self, api_key: str | None, *, is_json: bool) -> Tenant | Reply:
         """The key's tenant, or the 401 reply to send (every route authenticates this way)."""
@@ -97,11 +146,40 @@ class TraceReceiver:
             return _error(HTTPStatus.UNAUTHORIZED, GRPC_UNAUTHENTICATED, f"{why}: send 'Authorization: Bearer <key>'", is_json)
         return tenant
 
-    def export(self, body: bytes, *, content_type: str, content_encoding: str, api_key: str | None) -> Reply:
-        is_json = content_type.split(";")[0].strip().lower() == "application/json"
+    @contextmanager
+    def admit(self, api_key: str | None, *, is_json: bool, transport: str) -> Iterator[Tenant | Reply]:
+        """The caller's tenant, holding one in-flight slot until the block ends; or the Reply
+        refusing the request (401 unknown key, 503 + Retry-After when saturated). Cheap, so
+        transports call it before reading or decoding anything."""
         tenant = self.authenticate(api_key, is_json=is_json)
         if isinstance(tenant, Reply):
-            return tenant
+            yield tenant
+            return
+        if not self.limit.try_enter():
+            self.metrics.refused_busy(transport)
+            busy = _error(HTTPStatus.SERVICE_UNAVAILABLE, GRPC_UNAVAILABLE,
+                          f"collector busy ({self.limit.capacity} export requests in flight), "
+                          f"retry in {self.busy_retry_after_s} s", is_json)
+            yield replace(busy, retry_after_s=self.busy_retry_after_s)
+            return
+        try:
+            yield tenant
+        finally:
+            self.limit.leave()
+
+    def export(self, body: bytes, *, content_type: str, content_encoding: str, api_key: str | None,
+               transport: str = "http") -> Reply:
+        """Authenticate, take an in-flight slot, then decode, map and write (export_as)."""
+        with self.admit(api_key, is_json=is_json_type(content_type), transport=transport) as admitted:
+            if isinstance(admitted, Reply):
+                return admitted
+            return self.export_as(admitted, body, content_type=content_type, content_encoding=content_encoding,
+                                  transport=transport)
+
+    def export_as(self, tenant: Tenant, body: bytes, *, content_type: str, content_encoding: str,
+                  transport: str = "http") -> Reply:
+        """Decode, map and write an authenticated tenant's request (the caller holds a slot)."""
+        is_json = is_json_type(content_type)
         try:
             body = _inflate(body, content_encoding, self.max_body_bytes)
             spans = decode(body, content_type)
@@ -119,13 +197,20 @@ class TraceReceiver:
                 self.writer.write(accepted, dead)
         except WriteFailed as exc:
             log.warning("tenant=%s: %s", tenant.id, exc)
+            self.metrics.write_failed(transport)
             return _error(HTTPStatus.SERVICE_UNAVAILABLE, GRPC_UNAVAILABLE, "Kafka unavailable, retry later", is_json)
-        self.totals.accepted += counts.accepted
-        self.totals.rejected += counts.rejected
-        self.totals.ignored += counts.ignored
+        with self._totals_lock:
+            self.totals.accepted += counts.accepted
+            self.totals.rejected += counts.rejected
+            self.totals.ignored += counts.ignored
+        self.metrics.spans(transport, accepted=counts.accepted, rejected=counts.rejected, ignored=counts.ignored)
         if dead:
             log.info("tenant=%s rejected %d span(s); first reason: %s", tenant.id, len(dead), dead[0].reason)
         return _success(counts, dead[0].reason if dead else "", is_json)
+
+
+def is_json_type(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "application/json"
 
 
 class _TooLarge(ValueError):
@@ -203,47 +288,129 @@ def _api_key(headers) -> str | None:
     return headers.get("X-Tokenpulse-Key") or None
 
 
+def server_tls_context(settings: CollectorSettings) -> ssl.SSLContext | None:
+    """The receiver's TLS context from settings (None without tls_cert_file): TLS 1.2 or
+    newer, and client certificates required when tls_client_ca_file is set."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    if settings.tls_client_ca_file is not None:
+        ctx.load_verify_locations(cafile=settings.tls_client_ca_file)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def metrics_text(receiver: TraceReceiver, board: BreakerBoard | None) -> str:
+    """GET /metrics: the receiver's counters, the in-flight gauge and, with a board, its state."""
+    version = open_sessions = None
+    if board is not None:
+        version = board.version
+        # Summed over tenants: /metrics needs no key, so it names no tenant.
+        open_sessions = sum(len(board.snapshot(t.id)[1]) for t in receiver.tenants.tenants)
+    return receiver.metrics.render(in_flight=receiver.limit.in_flight, max_in_flight=receiver.limit.capacity,
+                                   board_version=version, open_sessions=open_sessions)
+
+
+class _HandshakeFailed(ConnectionError):
+    pass
+
+
+class CollectorHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer, optionally serving TLS. The handshake runs on the connection's
+    own thread (Handler.setup), not in accept(), so one stalled client cannot block the rest."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, *, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
+        super().__init__(address, handler)
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], _HandshakeFailed):
+            log.debug("TLS handshake with %s failed: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
+
+
 def make_server(receiver: TraceReceiver, settings: CollectorSettings,
-                board: BreakerBoard | None = None) -> ThreadingHTTPServer:
-    """The HTTP server; without a board, GET /v1/breakers answers 404. Each request runs on
-    its own thread, so a long poll holds one thread only."""
+                board: BreakerBoard | None = None, *, tls: ssl.SSLContext | None = None) -> CollectorHTTPServer:
+    """The HTTP server; without a board, GET /v1/breakers answers 404. Each connection runs on
+    its own thread, so a long poll holds one thread only, and no in-flight slot: the bound
+    (receiver.limit) covers the work of POST /v1/traces only, from reading the body to
+    Kafka's acks. With `tls` (server_tls_context) it serves HTTPS only."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.settimeout(TLS_HANDSHAKE_TIMEOUT_S)
+                try:
+                    self.request.do_handshake()
+                except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                    receiver.metrics.tls_handshake_failed()
+                    raise _HandshakeFailed(str(exc)) from None
+                self.request.settimeout(None)
+            super().setup()
 
         def do_POST(self) -> None:  # noqa: N802 - http.server naming
             if self.path.split("?")[0] != TRACES_PATH:
                 self._send(Reply(HTTPStatus.NOT_FOUND, b"only POST /v1/traces is served here\n", "text/plain"))
                 return
+            reply = self._export()
+            receiver.metrics.request("http", reply.status)
+            self._send(reply)
+
+        def _export(self) -> Reply:
             try:
                 length = int(self.headers.get("Content-Length", "0"))
             except ValueError:
                 length = -1
             if length < 0:
-                self._send(_error(HTTPStatus.BAD_REQUEST, GRPC_INVALID_ARGUMENT, "bad Content-Length", False))
-                return
+                return _error(HTTPStatus.BAD_REQUEST, GRPC_INVALID_ARGUMENT, "bad Content-Length", False)
             if length > settings.max_body_bytes:
                 self.close_connection = True  # do not read a body we refuse
-                self._send(_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, GRPC_INVALID_ARGUMENT,
-                                  f"body of {length} bytes exceeds the {settings.max_body_bytes}-byte limit", False))
-                return
-            body = self.rfile.read(length)
-            reply = receiver.export(
-                body,
-                content_type=self.headers.get("Content-Type", ""),
-                content_encoding=self.headers.get("Content-Encoding", ""),
-                api_key=_api_key(self.headers),
-            )
-            self._send(reply)
+                return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, GRPC_INVALID_ARGUMENT,
+                              f"body of {length} bytes exceeds the {settings.max_body_bytes}-byte limit", False)
+            content_type = self.headers.get("Content-Type", "")
+            # Key and slot before the body: what waits for a slot is never held in memory, so
+            # bodies in memory stay below max_inflight_requests x max_body_bytes.
+            key, is_json = _api_key(self.headers), is_json_type(content_type)
+            with receiver.admit(key, is_json=is_json, transport="http") as admitted:
+                if isinstance(admitted, Reply):
+                    self._discard(length)  # keeps the connection usable for the sender's retry
+                    return admitted
+                body = self.rfile.read(length)
+                return receiver.export_as(admitted, body, content_type=content_type,
+                                          content_encoding=self.headers.get("Content-Encoding", ""), transport="http")
+
+        def _discard(self, length: int) -> None:
+            while length > 0:
+                chunk = self.rfile.read(min(length, _DISCARD_CHUNK))
+                if not chunk:
+                    break
+                length -= len(chunk)
 
         def do_GET(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
             if self.path == "/health":
                 t = receiver.totals
-                doc = {"status": "ok", "accepted": t.accepted, "rejected": t.rejected, "ignored": t.ignored}
+                doc = {"status": "ok", "accepted": t.accepted, "rejected": t.rejected, "ignored": t.ignored,
+                       "in_flight": receiver.limit.in_flight, "max_inflight_requests": receiver.limit.capacity,
+                       "tls": isinstance(self.request, ssl.SSLSocket)}
                 if board is not None:
                     doc["breaker_version"] = board.version
                 self._send(Reply(HTTPStatus.OK, json.dumps(doc).encode(), "application/json"))
+            elif url.path == "/metrics":
+                self._send(Reply(HTTPStatus.OK, metrics_text(receiver, board).encode(), METRICS_CONTENT_TYPE))
             elif url.path == BREAKERS_PATH:
                 tenant = receiver.authenticate(_api_key(self.headers), is_json=True)
                 if isinstance(tenant, Reply):
@@ -251,13 +418,16 @@ def make_server(receiver: TraceReceiver, settings: CollectorSettings,
                 else:
                     self._send(answer_breakers(board, tenant, url.query, max_wait_s=settings.breaker_max_wait_s))
             else:
-                self._send(Reply(HTTPStatus.NOT_FOUND, b"GET /health, GET /v1/breakers, POST /v1/traces\n", "text/plain"))
+                self._send(Reply(HTTPStatus.NOT_FOUND, b"GET /health, GET /metrics, GET /v1/breakers, "
+                                 b"POST /v1/traces\n", "text/plain"))
 
         def _send(self, reply: Reply) -> None:
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
+                if reply.retry_after_s is not None:
+                    self.send_header("Retry-After", str(reply.retry_after_s))
                 self.end_headers()
                 self.wfile.write(reply.body)
             except (BrokenPipeError, ConnectionResetError):
@@ -268,6 +438,4 @@ def make_server(receiver: TraceReceiver, settings: CollectorSettings,
         def log_message(self, fmt: str, *args) -> None:
             log.debug("%s " + fmt, self.address_string(), *args)
 
-    server = ThreadingHTTPServer((settings.host, settings.port), Handler)
-    server.daemon_threads = True
-    return server
+    return CollectorHTTPServer((settings.host, settings.port), Handler, tls=tls)

@@ -63,3 +63,24 @@ CALL_FINGERPRINT = "tokenpulse.call.fingerprint"
 
 # Providers that run on the user's own hardware when no runtime kind is given.
 EDGE_PROVIDERS = frozenset({"ollama", "vllm", "llama.cpp", "llamacpp", "tgi", "lmstudio", "local"})
+
+# The tier a provider reports having served the call under, for providers semconv has no
+# attribute for (Anthropic's `usage.service_tier`: standard, priority, batch). Read after
+# SERVICE_TIER_KEYS.
+RESPONSE_SERVICE_TIER = "tokenpulse.response.service_tier"
+
+# Provider names as some senders spell them -> gen_ai.provider.name values (compared after
+# lower-casing): the legacy gen_ai.system values semconv renamed, and OpenLLMetry's
+# "MistralAI". Keeps such calls on the price table's provider names.
+PROVIDER_ALIASES = {
+    "az.ai.openai": "azure.ai.openai",
+    "az.ai.inference": "azure.ai.inference",
+    "gemini": "gcp.gemini",
+    "vertex_ai": "gcp.vertex_ai",
+    "xai": "x_ai",
+    "mistralai": "mistral_ai",
+}
+
+# Content flattened into indexed attributes ("gen_ai.prompt.0.content", OpenLLMetry before
+# it moved to gen_ai.input.messages; "llm.prompts.0.content" in its first releases).
+CONTENT_ATTRIBUTE_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.prompts.", "llm.completions.")

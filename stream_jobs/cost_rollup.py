@@ -75,17 +75,45 @@ PASS_THROUGH = """tenant, service, team, agent_id, agent_name, session_id, tool_
 
 
 def kafka_options(settings: Settings) -> str:
+    """The Kafka connector's WITH options (connection and security) shared by every table.
+
+    The SQL connector jar relocates the Kafka client under `shaded`, so the JAAS login
+    module must be named with that prefix. TLS files are PEM, which the Java client reads directly
+    (no JKS conversion); its PEM keystore is one file holding the key and the certificate."""
+    shaded = "org.apache.flink.kafka.shaded."
     k = settings.kafka
     opts = {"connector": "kafka", "properties.bootstrap.servers": k.bootstrap_servers,
             "properties.security.protocol": k.security_protocol}
     if k.sasl_mechanism:
         secret = k.sasl_password.get_secret_value() if k.sasl_password else ""
+        module = ("scram.ScramLoginModule" if k.sasl_mechanism.upper().startswith("SCRAM-")
+                  else "plain.PlainLoginModule")
+
+        def jaas_quoted(value: str) -> str:  # JAAS values are double-quoted, backslash-escaped
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
         opts["properties.sasl.mechanism"] = k.sasl_mechanism
         opts["properties.sasl.jaas.config"] = (
-            "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'username="{k.sasl_username}" password="{secret}";'
+            f"{shaded}org.apache.kafka.common.security.{module} required "
+            f"username={jaas_quoted(k.sasl_username or '')} password={jaas_quoted(secret)};"
         )
-    return ", ".join(f"'{key}' = '{value}'" for key, value in opts.items())
+    if k.ssl_cafile is not None:
+        opts["properties.ssl.truststore.type"] = "PEM"
+        opts["properties.ssl.truststore.location"] = str(k.ssl_cafile)
+    if k.ssl_certfile is not None:
+        if k.ssl_keyfile is not None and k.ssl_keyfile != k.ssl_certfile:
+            raise ValueError("the Flink jobs need the Kafka client key and certificate in one PEM file: "
+                             "concatenate them and set TOKENPULSE_KAFKA_SSL_CERTFILE to it "
+                             "(TOKENPULSE_KAFKA_SSL_KEYFILE unset or the same file)")
+        opts["properties.ssl.keystore.type"] = "PEM"
+        opts["properties.ssl.keystore.location"] = str(k.ssl_certfile)
+        if k.ssl_password is not None:
+            opts["properties.ssl.key.password"] = k.ssl_password.get_secret_value()
+
+    def sql_quoted(value: str) -> str:  # a quote inside an SQL string literal is written twice
+        return "'" + value.replace("'", "''") + "'"
+
+    return ", ".join(f"{sql_quoted(key)} = {sql_quoted(value)}" for key, value in opts.items())
 
 
 def configure(t_env: TableEnvironment, settings: Settings, *, checkpoint_dir: Path | None) -> None:

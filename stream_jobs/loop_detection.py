@@ -17,8 +17,10 @@ Why these choices:
   * Time: rules judge calls in event time (their end); monotone rules fire on arrival,
     sequence rules once calls settle (see loop_rules.py). Resolution and state expiry are
     processing-time timers: "quiet for N seconds" is about now, not about event time.
-  * State is bounded three ways: newest N calls per session, a timer that drops a session
-    after `session_ttl_s` of silence, and Flink state TTL as a backstop.
+  * State is bounded: newest N calls per session, a timer that drops a session after
+    `session_ttl_s` of silence, and one that drops an agent's baseline after a week unseen.
+    (Flink's own state TTL did the same at twice the per-call cost from Python: measured,
+    bench/README.md.) Each session keeps at most one pending timer.
 
 Run locally (MiniCluster):  python -m tokenpulse.stream_jobs.loop_detection
 """
@@ -32,11 +34,11 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from pyflink.common import Configuration, Row, Time
+from pyflink.common import Configuration, Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import StreamTableEnvironment
 
 from tokenpulse.schemas import topics
@@ -52,6 +54,7 @@ log = logging.getLogger("tokenpulse.stream_jobs.loop_detection")
 JOB_NAME = "tokenpulse-loop-detection"
 STATE_LAYOUT_VERSION = 1
 ALERT_KIND = "runaway_loop"
+AGENT_TTL_MS = 7 * 24 * 3600 * 1000
 
 # What the Python operators receive: projected in SQL so only these cross into Python.
 # Cost travels as a decimal string (exact); the session key falls back to the trace.
@@ -77,19 +80,30 @@ class AgentBaselineFunction(KeyedProcessFunction):
         self.state = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        descriptor = ValueStateDescriptor("agent_baseline", Types.PICKLED_BYTE_ARRAY())
-        descriptor.enable_time_to_live(StateTtlConfig.new_builder(Time.days(7)).build())
-        self.state = runtime_context.get_state(descriptor)
+        self.state = runtime_context.get_state(ValueStateDescriptor("agent_baseline", Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
-        baseline = self.state.value() or AgentBaseline()
+        baseline = self.state.value()
+        if baseline is None:  # a new agent: check back in a week whether it is still around
+            baseline = AgentBaseline()
+            ctx.timer_service().register_processing_time_timer(_now_ms() + AGENT_TTL_MS)
         rules = self.config.rules_for(value.tenant, value.service, value.agent_name)
         current = baseline.baseline(rules.token_velocity.baseline_min_minutes)
         baseline.add(value.end_ms, value.session_key, value.tokens)
+        baseline.last_seen_ms = _now_ms()
         self.state.update(baseline)
         row = Row(*value, current)
         row.set_field_names(WITH_BASELINE_FIELDS)  # rows passed between Python operators lose their names
         yield row
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        baseline = self.state.value()
+        if baseline is None:
+            return
+        if timestamp - baseline.last_seen_ms >= AGENT_TTL_MS:
+            self.state.clear()  # an agent unseen for a week: bounded state
+        else:
+            ctx.timer_service().register_processing_time_timer(baseline.last_seen_ms + AGENT_TTL_MS)
 
 
 class LoopDetectorFunction(KeyedProcessFunction):
@@ -100,43 +114,46 @@ class LoopDetectorFunction(KeyedProcessFunction):
         self.config = config
         self.timing = config.timing
         self.session = None
-        self.identity = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        ttl = StateTtlConfig.new_builder(Time.seconds(self.timing.session_ttl_s + self.timing.resolve_after_quiet_s)).build()
-        session = ValueStateDescriptor("session", Types.PICKLED_BYTE_ARRAY())
-        session.enable_time_to_live(ttl)
-        identity = ValueStateDescriptor("identity", Types.PICKLED_BYTE_ARRAY())
-        identity.enable_time_to_live(ttl)
-        self.session = runtime_context.get_state(session)
-        self.identity = runtime_context.get_state(identity)
+        # One state value per session (identity + rule state): every state access is a round
+        # trip from the Python worker, and Flink's state TTL doubled the per-call cost
+        # (bench/README.md), so expiry is this function's own timer (session_ttl_s).
+        self.session = runtime_context.get_state(ValueStateDescriptor("session", Types.PICKLED_BYTE_ARRAY()))
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
         now = _now_ms()
-        state: SessionState = self.session.value() or SessionState()
-        identity = self.identity.value()
-        if identity is None:
+        stored = self.session.value()
+        if stored is None:
             identity = {"tenant": value.tenant, "service": value.service, "team": value.team,
                         "agent_name": value.agent_name, "session_id": value.session_id or value.session_key}
-            self.identity.update(identity)
+            state = SessionState()
+        else:
+            identity, state = stored
         call = Call(end_ms=value.end_ms, span_id=value.span_id, fingerprint=value.call_fingerprint,
-                    input_tokens=value.input_tokens, tokens=value.tokens, cost_usd=Decimal(value.cost_usd or "0"),
-                    arrived_ms=now)
-        added = add_call(state, call, self.timing.max_calls_per_session)
+                    input_tokens=value.input_tokens, tokens=value.tokens, arrived_ms=now)
+        added = add_call(state, call, Decimal(value.cost_usd or "0"), self.timing.max_calls_per_session)
         if added is not None:
             rules = self.config.rules_for(identity["tenant"], identity["service"], identity["agent_name"])
             yield from self._open(state, identity, monotone_findings(state, added, rules, value.baseline_tpm), rules, now)
-            timers = ctx.timer_service()
-            timers.register_processing_time_timer(_ceil(now + self.timing.out_of_order_ms, 100))
-            timers.register_processing_time_timer(_ceil(now + self.timing.resolve_after_quiet_s * 1000, 1000))
-            timers.register_processing_time_timer(_ceil(now + self.timing.session_ttl_s * 1000, 1000))
-        self.session.update(state)
+            self._schedule(ctx, state, _ceil(now + self.timing.out_of_order_ms, 100))
+            self.session.update((identity, state))
+
+    def _schedule(self, ctx, state: SessionState, at_ms: int) -> None:
+        """Keep one timer per session: registering is a round trip to the JVM per call, so a
+        new one is set only when it must fire earlier than the pending one."""
+        if state.timer_ms is None or at_ms < state.timer_ms:
+            ctx.timer_service().register_processing_time_timer(at_ms)
+            state.timer_ms = at_ms
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        state: SessionState | None = self.session.value()
-        identity = self.identity.value()
-        if state is None or identity is None:
+        stored = self.session.value()
+        if stored is None:
             return
+        identity, state = stored
+        if timestamp != state.timer_ms:
+            return  # superseded by an earlier timer, which did this work and set the next one
+        state.timer_ms = None
         now = max(timestamp, _now_ms())
         judged_before = state.judged_until_ms
         settle(state, now, self.timing.out_of_order_ms)
@@ -147,9 +164,17 @@ class LoopDetectorFunction(KeyedProcessFunction):
             yield from self._resolve(state, identity, now)
         if quiet_ms >= self.timing.session_ttl_s * 1000:
             self.session.clear()
-            self.identity.clear()
             return
-        self.session.update(state)
+        # next: settle calls still in their out-of-order allowance, else resolve, else expire
+        unsettled = [c.arrived_ms for c in state.calls if c.arrived_ms + self.timing.out_of_order_ms > now]
+        if unsettled:
+            due = min(unsettled) + self.timing.out_of_order_ms
+        elif state.open_rules:
+            due = state.last_arrival_ms + self.timing.resolve_after_quiet_s * 1000
+        else:
+            due = state.last_arrival_ms + self.timing.session_ttl_s * 1000
+        self._schedule(ctx, state, _ceil(max(due, now + 1), 100))
+        self.session.update((identity, state))
 
     def _open(self, state: SessionState, identity: dict, findings: list[Finding], rules, now: int):
         for f in findings:
@@ -210,9 +235,15 @@ def configure(env_config: Configuration, settings: Settings, checkpoint_dir: Pat
     env_config.set_string("parallelism.default", str(d.parallelism))
     env_config.set_string("python.executable", sys.executable)
     env_config.set_string("python.client.executable", sys.executable)
-    # Latency over throughput: hand records to Python in small, frequent bundles.
+    # A bundle is the unit in which keyed state moves between the JVM and the Python worker,
+    # so its length trades alert latency for throughput (bench/README.md: 20 ms bundles ran
+    # 446 calls/s, 100 ms 909, 200 ms 1,056 on 2,000 sessions, job start included).
     env_config.set_string("python.fn-execution.bundle.time", str(d.bundle_time_ms))
-    env_config.set_string("python.fn-execution.bundle.size", "1000")
+    env_config.set_string("python.fn-execution.bundle.size", "10000")
+    # Keyed state lives in the JVM; the Python worker caches it. A session whose state is not
+    # cached costs a round trip per access (measured: 2,000 sessions over the default 1,000-entry
+    # cache halved throughput), so size the cache for the sessions active at once.
+    env_config.set_string("python.state.cache-size", str(d.state_cache_entries))
     env_config.set_string("execution.checkpointing.interval", f"{d.checkpoint_interval_ms} ms")
     env_config.set_string("restart-strategy.type", "exponential-delay")
     env_config.set_string("restart-strategy.exponential-delay.attempts-before-reset-backoff", "8")

@@ -22,20 +22,24 @@ State is bounded: the newest `max_calls_per_session` calls (by event time) are k
 from __future__ import annotations
 
 import bisect
+import hashlib
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from tokenpulse.schemas.detectors import DetectorRules
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
+    """One call as the rules see it. A NamedTuple, not a dataclass: the whole session state
+    is pickled into Flink state on every call, and tuples pickle several times faster."""
+
     end_ms: int
     span_id: str
     fingerprint: str | None
     input_tokens: int
     tokens: int  # input + output
-    cost_usd: Decimal
     arrived_ms: int  # wall clock at the detector
     late: bool = False  # arrived after its place in the session was judged by sequence rules
 
@@ -52,6 +56,18 @@ class SessionState:
     judged_until_ms: int = -1  # sequence rules have judged every call ending at or before this
     last_arrival_ms: int = 0
     open_rules: dict[str, tuple[str, int]] = field(default_factory=dict)  # rule -> (alert_id, opened_ms)
+    timer_ms: int | None = None  # the detector's one pending timer (loop_detection.py)
+
+    # Pickled into Flink state on every call: plain tuples pickle ~4x faster than NamedTuples
+    # (measured: 22 vs 99 us for 40 calls), so the calls travel as tuples.
+    def __getstate__(self) -> tuple:
+        return ([tuple(c) for c in self.calls], self.steps, self.cost_usd, self.judged_until_ms,
+                self.last_arrival_ms, self.open_rules, self.timer_ms)
+
+    def __setstate__(self, state: tuple) -> None:
+        (calls, self.steps, self.cost_usd, self.judged_until_ms, self.last_arrival_ms, self.open_rules,
+         self.timer_ms) = state
+        self.calls = [Call._make(c) for c in calls]
 
 
 @dataclass(frozen=True)
@@ -62,23 +78,20 @@ class Finding:
     event_ms: int  # event time of the call that completed the evidence
 
 
-def add_call(state: SessionState, call: Call, max_calls: int) -> Call | None:
-    """Insert a call in event-time order; None if this span was already seen (a replay)."""
+def add_call(state: SessionState, call: Call, cost_usd: Decimal, max_calls: int) -> Call | None:
+    """Insert a call in event-time order and add its cost to the session's; None if this
+    span was already seen (a replay), which then changes nothing."""
     if any(c.span_id == call.span_id for c in state.calls):
         return None
     if call.end_ms <= state.judged_until_ms:
-        call = Call(**{**_fields(call), "late": True})
+        call = call._replace(late=True)
     bisect.insort(state.calls, call, key=lambda c: c.order)
     if len(state.calls) > max_calls:
         del state.calls[: len(state.calls) - max_calls]
     state.steps += 1
-    state.cost_usd += call.cost_usd
+    state.cost_usd += cost_usd
     state.last_arrival_ms = max(state.last_arrival_ms, call.arrived_ms)
     return call
-
-
-def _fields(call: Call) -> dict:
-    return {k: getattr(call, k) for k in Call.__slots__}
 
 
 # --- monotone rules: judged when a call arrives -------------------------------------------
@@ -217,30 +230,47 @@ def _longest_alternation(seq: list[Call], since_ms: int):
 
 
 # --- the agent's own baseline (for token velocity) ---------------------------------------
+_SESSION_BITS = 8192  # linear-counting bitmap: exact-enough distinct sessions per minute
+
+
+def _session_bit(session: str) -> int:
+    # blake2b, not hash(): Python's string hash differs per process, and state moves between
+    # them; not crc32 either: it is linear, and similar ids ("s-1", "s-2") collide in patterns
+    digest = hashlib.blake2b(session.encode(), digest_size=8).digest()
+    return 1 << (int.from_bytes(digest, "little") % _SESSION_BITS)
+
+
+def _distinct_sessions(bitmap: int) -> float:
+    zeros = _SESSION_BITS - bitmap.bit_count()
+    return _SESSION_BITS * math.log(_SESSION_BITS / zeros) if zeros else float(_SESSION_BITS)
+
+
 @dataclass
 class AgentBaseline:
     """Exponentially weighted mean of tokens per active session-minute for one agent,
     over closed event-time minutes (the current and previous minute are still open, so a
-    loop that starts now cannot raise its own baseline before it is judged)."""
+    loop that starts now cannot raise its own baseline before it is judged). Sessions per
+    minute are counted with an 8192-bit linear-counting bitmap (about 1 % standard error at
+    a thousand sessions) instead of a set: this state is pickled on every call."""
 
     alpha: float = 0.2
     mean_tokens_per_min: float | None = None
     minutes_folded: int = 0
-    open_minutes: dict[int, tuple[int, set[str]]] = field(default_factory=dict)
+    open_minutes: dict[int, tuple[int, int]] = field(default_factory=dict)  # minute -> (tokens, session bitmap)
+    last_seen_ms: int = 0  # wall clock of the agent's latest call (state expiry)
 
     def add(self, end_ms: int, session: str, tokens: int) -> None:
         minute = end_ms // 60_000
         if self.open_minutes and minute < min(self.open_minutes):
             return  # older than what is already folded: skip rather than rewrite history
-        total, sessions = self.open_minutes.get(minute, (0, set()))
-        sessions.add(session)
-        self.open_minutes[minute] = (total + tokens, sessions)
+        total, sessions = self.open_minutes.get(minute, (0, 0))
+        self.open_minutes[minute] = (total + tokens, sessions | _session_bit(session))
         newest = max(self.open_minutes)
         for m in sorted(self.open_minutes):
             if m >= newest - 1:
                 break
             total, sessions = self.open_minutes.pop(m)
-            rate = total / len(sessions)
+            rate = total / _distinct_sessions(sessions)
             self.mean_tokens_per_min = rate if self.mean_tokens_per_min is None else (
                 self.alpha * rate + (1 - self.alpha) * self.mean_tokens_per_min)
             self.minutes_folded += 1

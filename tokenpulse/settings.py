@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +53,14 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # TLS to the brokers (security_protocol SSL or SASL_SSL), PEM files: the CA bundle that
+    # signed the brokers' certificates, and a client certificate + key for mutual TLS. The
+    # Flink jobs take one PEM keystore file, so give the key and certificate in one file
+    # (ssl_certfile; ssl_keyfile unset or the same path) when the stream jobs need it.
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None  # of an encrypted client key
     # `tokenpulse up` starts a local single-node broker unless this is false (use your own
     # cluster by setting bootstrap_servers and run_local_broker=false).
     run_local_broker: bool = True
@@ -67,7 +75,23 @@ class KafkaSettings(BaseSettings):
             opts["sasl_mechanism"] = self.sasl_mechanism
             opts["sasl_plain_username"] = self.sasl_username
             opts["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name) is not None:
+                opts[name] = str(getattr(self, name))
+        if self.ssl_password is not None:
+            opts["ssl_password"] = self.ssl_password.get_secret_value()
         return opts
+
+    @model_validator(mode="after")
+    def _check_ssl(self) -> KafkaSettings:
+        uses_ssl = self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile or self.ssl_password
+        # kafka-python ignores ssl_* under a plaintext protocol: say so instead of connecting in clear.
+        if uses_ssl and self.security_protocol.upper() not in ("SSL", "SASL_SSL"):
+            raise ValueError(f"ssl_* settings are set but security_protocol is {self.security_protocol}: "
+                             "use SSL or SASL_SSL")
+        if (self.ssl_keyfile or self.ssl_password) and not self.ssl_certfile:
+            raise ValueError("ssl_keyfile / ssl_password need ssl_certfile (the client certificate)")
+        return self
 
 
 class ClickHouseSettings(BaseSettings):
@@ -120,6 +144,34 @@ class CollectorSettings(BaseSettings):
     # otelcol kafka exporter topics to ingest, a JSON list, e.g.
     # '[{"topic": "otlp_spans", "encoding": "otlp_proto", "tenant": "acme"}]'
     kafka_inputs: list[KafkaInput] = []
+    # Export requests (HTTP and gRPC together) decoded, mapped and written at once. More are
+    # refused at once (HTTP 503 + Retry-After, gRPC UNAVAILABLE; exporters retry both) rather
+    # than queued, so request bodies in memory stay below about this x max_body_bytes.
+    max_inflight_requests: int = Field(default=64, ge=1, le=4096)
+    busy_retry_after_s: int = Field(default=1, ge=1, le=300)  # sent with those refusals
+    # TLS on both OTLP ports (PEM files, TLS 1.2+): certificate and key, both or neither.
+    # With tls_client_ca_file, clients must also present a certificate signed by that CA
+    # (mutual TLS); the API key is still required.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> CollectorSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both tls_cert_file and tls_key_file, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        # Fail at start with the setting's name, not at the first connection.
+        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} is not a file")
+        return self
 
 
 class EdgeCollectorSettings(BaseSettings):
@@ -172,8 +224,11 @@ class DetectorJobSettings(BaseSettings):
     detectors_file: Path = REPO_ROOT / "schemas" / "detectors.yaml"
     parallelism: int = Field(default=1, ge=1)
     consumer_group: str = "tokenpulse-loop-detection"
-    # Python operators batch records into bundles; a short bundle keeps alert latency low.
-    bundle_time_ms: int = Field(default=20, ge=1)
+    # Python operators take records in bundles of at most this long: shorter bundles cut alert
+    # latency, longer ones raise throughput (state moves per bundle; bench/README.md).
+    bundle_time_ms: int = Field(default=100, ge=1)
+    # Session states the Python worker keeps cached (about 2-5 KB each).
+    state_cache_entries: int = Field(default=20_000, ge=1000)
     checkpoint_interval_ms: int = Field(default=10_000, ge=1000)
     resume: bool = True
 
