@@ -25,7 +25,7 @@ demo: jars
 	$(VENV)/bin/tokenpulse demo
 
 test: jars
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests/unit tests/integration
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -6,11 +6,12 @@ from alert_testkit import ENVIRON
 from tokenpulse.alerts.config import (PAGERDUTY_EVENTS_URL, HooksConfigError, RetryPolicy, hooks_from_data,
                                       load_hooks)
 from tokenpulse.schemas.alerts import Severity
-from tokenpulse.settings import AlertSettings
+from tokenpulse.settings import REPO_ROOT
 
 
 def test_demo_file_loads_with_its_secret_set():
-    cfg = load_hooks(AlertSettings().hooks_file, environ={"TOKENPULSE_DEMO_HOOK_SECRET": "demo"})
+    demo_file = REPO_ROOT / "alerts" / "hooks.demo.yaml"  # not AlertSettings(): env may point elsewhere
+    cfg = load_hooks(demo_file, environ={"TOKENPULSE_DEMO_HOOK_SECRET": "demo"})
     (hook,) = cfg.hooks
     assert (hook.name, hook.kind, hook.url) == ("demo-webhook", "webhook", "http://127.0.0.1:18787/hook")
     assert hook.secret.get_secret_value() == "demo"
