@@ -10,6 +10,9 @@ the local MiniCluster, parallelism 1, in one process, so the times compare:
   case-N         the generated CASE over the shipped catalog plus N synthetic models
                  (the catalog-size guard in pricing_sql is bypassed here on purpose)
   python-udf     the same per-call pricing as a scalar Python UDF (dict lookup, Decimal math)
+  lookup-shipped / lookup-2000
+                 the Java hash-lookup function (stream_jobs/jvm, price_lookup.py) over the
+                 shipped catalog and over the shipped catalog plus 2,000 synthetic models
 """
 
 from __future__ import annotations
@@ -70,6 +73,15 @@ CREATE TEMPORARY TABLE calls (
         table = catalog(0 if variant == "case-shipped" else int(variant.split("-")[1]))
         sql = (f"INSERT INTO sink SELECT COALESCE({cost_expression()}, 0) FROM "
                f"(SELECT *, {priced_columns(table)} FROM ({base}))")
+    elif variant.startswith("lookup"):
+        from tokenpulse.jars import udf_jar
+        from tokenpulse.settings import PathSettings
+        from tokenpulse.stream_jobs import price_lookup
+
+        cfg.set("pipeline.jars", udf_jar(PathSettings()).resolve().as_uri())
+        price_lookup.register(t_env, catalog(0 if variant == "lookup-shipped" else 2000))
+        sql = (f"INSERT INTO sink SELECT COALESCE({cost_expression()}, 0) FROM "
+               f"(SELECT *, {price_lookup.priced_columns()} FROM ({base}))")
     else:
         table = catalog(2000)
         prices = {(p.provider, n): (str(p.input_per_token), str(p.output_per_token))
@@ -94,14 +106,18 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--timeout", type=int, default=180, help="seconds per variant")
     ap.add_argument("--variant", help=argparse.SUPPRESS)
+    ap.add_argument("--variants", nargs="+", help="run only these variants")
     args = ap.parse_args()
     if args.variant:  # child process: one variant, one JVM
         print(json.dumps({"variant": args.variant, "seconds": run_variant(args.variant, args.rows)}))
         return
     results = []
-    for variant in ("no-pricing", "case-shipped", "case-10", "case-43", "case-200", "python-udf"):
+    ap_variants = args.variants or ("no-pricing", "case-shipped", "case-10", "case-43", "case-200", "python-udf",
+                                    "lookup-shipped", "lookup-2000")
+    for variant in ap_variants:
         # fewer rows where a variant is known to be slow, so the whole run stays in minutes
-        rows = args.rows if variant in ("no-pricing", "case-shipped", "case-10") else args.rows // 10
+        fast = ("no-pricing", "case-shipped", "case-10", "lookup-shipped", "lookup-2000")
+        rows = args.rows if variant in fast else args.rows // 10
         try:
             out = subprocess.run([sys.executable, __file__, "--variant", variant, "--rows", str(rows)],
                                  capture_output=True, text=True, cwd=REPO, timeout=args.timeout)

@@ -1,8 +1,9 @@
 """Flink job: price every LLM call and roll spend up into 1-minute windows.
 
     source    tokenpulse.spans.raw.v1       TokenSpan JSON + heartbeats, event time = end_ms
-    operation price (generated SQL CASE: API fee from the price table, busy time x rate from
-              the edge runtime profiles, and the cloud-equivalent counterfactual)
+    operation price (generated SQL CASE over the price table, or for a large catalog a Java
+              hash lookup (price_lookup.py); busy time x rate from the edge runtime
+              profiles, and the cloud-equivalent counterfactual)
                                             -> deduplicate by (tenant, trace_id, span_id)
               split on the watermark        -> on time: 1-minute tumbling window
                                             -> late:    flagged, rolled up by the loader
@@ -36,9 +37,12 @@ from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.edge_profiles import EdgeProfiles, load_edge_profiles
 from tokenpulse.schemas.pricing import PriceTable, load_price_table
+from tokenpulse.jars import udf_jar
 from tokenpulse.settings import Settings
 
+from . import price_lookup
 from .pricing_sql import (
+    MAX_STREAM_PRICE_ENTRIES,
     check_stream_catalog_size,
     cloud_equivalent_cost_case,
     cost_columns,
@@ -138,9 +142,20 @@ def configure(t_env: TableEnvironment, settings: Settings, *, checkpoint_dir: Pa
         cfg.set("execution.checkpointing.num-retained", "2")
 
 
+def uses_lookup(settings: Settings, prices: PriceTable) -> bool:
+    """Whether the catalog is priced by the Java lookup function instead of the generated CASE."""
+    mode = settings.stream.price_lookup
+    return mode == "lookup" or (mode == "auto" and len(prices.prices) > MAX_STREAM_PRICE_ENTRIES)
+
+
 def build(t_env: TableEnvironment, settings: Settings, prices: PriceTable, edge: EdgeProfiles) -> StatementSet:
     """Declare source, views and sinks; return the statement set to execute."""
-    check_stream_catalog_size(prices)
+    if uses_lookup(settings, prices):
+        price_lookup.register(t_env, prices)  # the UDF jar is in pipeline.jars (main)
+        price_columns = price_lookup.priced_columns()
+    else:
+        check_stream_catalog_size(prices)
+        price_columns = priced_columns(prices)
     kafka = kafka_options(settings)
     delay_s = settings.stream.watermark_delay_ms / 1000
 
@@ -159,7 +174,7 @@ CREATE TEMPORARY TABLE spans_in ({SPAN_COLUMNS},
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW priced AS
 SELECT {PASS_THROUGH}, event_time, proc_time,
-  {priced_columns(prices)},
+  {price_columns},
   {edge_rate_case(edge)} AS p_edge,
   {cloud_equivalent_cost_case(edge, prices)} AS cloud_equivalent_cost
 FROM spans_in WHERE kind = 'span'""")
@@ -239,8 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint_root = settings.paths.state_dir / "flink" / "checkpoints" / f"state-v{STATE_LAYOUT_VERSION}"
     configure(t_env, settings, checkpoint_dir=checkpoint_root)
     jar = args.connector_jar or next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))), None)
-    if jar is not None:  # on a cluster the jar may come from `flink run -j` instead
-        t_env.get_config().set("pipeline.jars", jar.resolve().as_uri())
+    jars = [jar] if jar is not None else []  # on a cluster the jar may come from `flink run -j` instead
+    if uses_lookup(settings, prices):
+        jars.append(udf_jar(settings.paths))
+    if jars:
+        t_env.get_config().set("pipeline.jars", ";".join(j.resolve().as_uri() for j in jars))
     if settings.stream.resume and not args.no_resume:
         chk = latest_checkpoint(checkpoint_root)
         if chk is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+from pathlib import Path
 
 from .settings import REPO_ROOT, PathSettings
 
@@ -36,6 +37,35 @@ def ensure_jars(paths: PathSettings) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0 or not jars_present(paths):
         raise RuntimeError(f"Maven could not resolve the jars:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+UDF_SOURCES = REPO_ROOT / "stream_jobs" / "jvm" / "src"
+
+
+def udf_jar(paths: PathSettings):
+    """tokenpulse's own Flink functions (stream_jobs/jvm), compiled against the Flink that
+    PyFlink ships, once per source version (the jar name carries a hash of the sources)."""
+    import hashlib
+
+    import pyflink
+
+    sources = sorted(UDF_SOURCES.rglob("*.java"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+    jar = paths.cache_dir / "jars" / "udf" / f"tokenpulse-flink-udfs-{digest}.jar"
+    if jar.exists():
+        return jar
+    javac, jar_tool = shutil.which("javac"), shutil.which("jar")
+    if javac is None or jar_tool is None:
+        raise MissingTool("a JDK (`javac`, `jar`) is needed to build tokenpulse's Flink functions: apt-get install openjdk-17-jdk")
+    flink_lib = Path(pyflink.__file__).parent / "lib"
+    classes = jar.parent / f"classes-{digest}"
+    classes.mkdir(parents=True, exist_ok=True)
+    subprocess.run([javac, "--release", "17", "-d", str(classes), "-cp", f"{flink_lib}/*", *map(str, sources)],
+                   check=True, capture_output=True, text=True)
+    subprocess.run([jar_tool, "cf", str(jar), "-C", str(classes), "."], check=True, capture_output=True, text=True)
+    shutil.rmtree(classes, ignore_errors=True)
+    log.info("built %s", jar)
+    return jar
 
 
 def flink_connector_jar(paths: PathSettings):

@@ -211,6 +211,10 @@ class StreamJobSettings(BaseSettings):
     # How long a span id is remembered for deduplication.
     dedup_ttl_ms: int = Field(default=3_600_000, ge=60_000)
     prices_file: Path = REPO_ROOT / "schemas" / "prices.yaml"
+    # How the job finds a call's price: "case" (generated SQL, fastest for small catalogs),
+    # "lookup" (a Java hash-map function, constant cost for any size), or "auto" (case up to
+    # pricing_sql.MAX_STREAM_PRICE_ENTRIES entries, lookup beyond). bench/README.md has the numbers.
+    price_lookup: Literal["auto", "case", "lookup"] = "auto"
     edge_profiles_file: Path = REPO_ROOT / "schemas" / "edge_profiles.yaml"
     consumer_group: str = "tokenpulse-cost-rollup"
     # Resume from the newest retained checkpoint under <state_dir>/flink/checkpoints.

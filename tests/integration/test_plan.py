@@ -17,3 +17,23 @@ def test_one_deduplicate_decides_lateness_for_both_sinks():
     assert optimized.count("Deduplicate(") == 1
     assert optimized.count("Reused(reference_id=[1])") == 2
     assert "CURRENT_WATERMARK" in optimized and "PythonCalc" not in optimized  # pricing stays in the JVM
+
+
+def test_large_catalog_is_priced_by_the_java_lookup_function(tmp_path):
+    """Past the CASE's size limit ("auto"), the job prices with the Java function: the plan
+    calls it, still no Python in the pricing path."""
+    import os
+
+    from test_price_lookup_udf import large_catalog  # noqa: I001 (tests/integration is on the path)
+    import random
+
+    import yaml
+
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(yaml.safe_dump(large_catalog(random.Random(3)).model_dump(mode="json")))
+    env = {**os.environ, "TOKENPULSE_STREAM_PRICES_FILE": str(prices), "TOKENPULSE_STREAM_PRICE_LOOKUP": "auto"}
+    out = subprocess.run([sys.executable, "-m", "tokenpulse.stream_jobs.cost_rollup", "--explain"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    optimized = out.stdout.split("== Optimized Execution Plan ==")[1].split("== Physical Execution Plan ==")[0]
+    assert "tokenpulse_price_of(" in optimized and "PythonCalc" not in optimized
