@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .settings import Settings
 
-SERVICES = ["kafka", "loader", "flink-job", "loop-detector", "alerts", "collector"]  # the names Stack.services() uses
+SERVICES = ["kafka", "loader", "flink-job", "loop-detector", "alerts", "insights", "collector"]  # the names Stack.services() uses
 EPILOG = """\
 typical session:
   tokenpulse up                      start Kafka, the loader, the Flink job and the collector
@@ -147,6 +147,9 @@ def cmd_config_check(settings: Settings, args) -> int:
     from pydantic import ValidationError
 
     from tokenpulse.alerts.config import load_hooks
+    from tokenpulse.insights.runner import InsightsSettings
+    from tokenpulse.schemas.budgets import load_budget_config
+    from tokenpulse.schemas.growth import DEFAULT_GROWTH_FILE, load_growth_config
     from tokenpulse.schemas.detectors import load_detector_config
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
@@ -169,6 +172,8 @@ def cmd_config_check(settings: Settings, args) -> int:
          lambda p: f"{len(load_detector_config(p).overrides)} overrides"),
         # The dispatcher reads hook secrets from its environment; check them as it will.
         ("hooks", settings.alerts.hooks_file, lambda p: f"{len(load_hooks(p, environ=dispatcher_environ()).hooks)} hooks"),
+        ("budgets", InsightsSettings().budgets_file, lambda p: f"{len(load_budget_config(p).budgets)} budgets"),
+        ("growth", DEFAULT_GROWTH_FILE, lambda p: f"{len(load_growth_config(p).expected_growth)} planned rollouts"),
     )
     errors = 0
     for label, path, check in checks:

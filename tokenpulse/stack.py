@@ -5,6 +5,7 @@
     flink-job      the PyFlink cost-rollup job in a local MiniCluster
     loop-detector  the PyFlink runaway-loop detection job (its own MiniCluster)
     alerts         the alert dispatcher (alerts topic -> webhook / Slack / PagerDuty hooks)
+    insights       scheduled ClickHouse evaluations: budgets and burn rate, growth (alerts -> Kafka)
     collector      the OTLP/HTTP receiver (and the circuit breaker board)
 
 Each runs in its own process group with a pid file under <state_dir>/pids and a log under
@@ -120,6 +121,8 @@ class Stack:
         out.append(Service("alerts", [py, "-m", "tokenpulse.alerts"],
                            lambda: _log_contains(self.log_path("alerts"), "alert dispatcher running"), 60,
                            env=dispatcher_environ()))
+        out.append(Service("insights", [py, "-m", "tokenpulse.insights"],
+                           lambda: _log_contains(self.log_path("insights"), "insights runner:"), 60))
         out.append(Service("collector", [py, "-m", "tokenpulse.collectors"],
                            lambda: _http_ok(f"http://{s.collector.host}:{s.collector.port}/health"), 30))
         return out
