@@ -236,6 +236,22 @@ def latest_checkpoint(checkpoint_root: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
+def recovery_path(checkpoint_root: Path, resume: bool) -> str | None:
+    """The state-recovery URI a job should start from (shared by both jobs), or None."""
+    chk = latest_checkpoint(checkpoint_root) if resume else None
+    if chk is None:
+        return None
+    log.info("resuming from checkpoint %s", chk)
+    return chk.resolve().as_uri()
+
+
+def run_to_end(statements: StatementSet, job_name: str) -> None:
+    result = statements.execute()
+    job = result.get_job_client()
+    log.info("job %s (%s) running", job.get_job_id() if job else "?", job_name)
+    result.wait()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tokenpulse.stream_jobs.cost_rollup",
@@ -259,11 +275,9 @@ def main(argv: list[str] | None = None) -> None:
         jars.append(udf_jar(settings.paths))
     if jars:
         t_env.get_config().set("pipeline.jars", ";".join(j.resolve().as_uri() for j in jars))
-    if settings.stream.resume and not args.no_resume:
-        chk = latest_checkpoint(checkpoint_root)
-        if chk is not None:
-            log.info("resuming from checkpoint %s", chk)
-            t_env.get_config().set("execution.state-recovery.path", chk.resolve().as_uri())
+    recovery = recovery_path(checkpoint_root, settings.stream.resume and not args.no_resume)
+    if recovery is not None:
+        t_env.get_config().set("execution.state-recovery.path", recovery)
 
     statements = build(t_env, settings, prices, edge)
     if args.explain:
@@ -271,10 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     log.info("submitting %s: %d priced models, watermark delay %d ms, parallelism %d",
              JOB_NAME, len(prices.prices), settings.stream.watermark_delay_ms, settings.stream.parallelism)
-    result = statements.execute()
-    job = result.get_job_client()
-    log.info("job %s running", job.get_job_id() if job else "?")
-    result.wait()
+    run_to_end(statements, JOB_NAME)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from tokenpulse.schemas.alerts import Alert, AlertAction, AlertState, Severity, 
 from tokenpulse.schemas.detectors import DetectorConfig, load_detector_config
 from tokenpulse.settings import Settings
 
-from .cost_rollup import kafka_options, latest_checkpoint
+from .cost_rollup import kafka_options, recovery_path, run_to_end
 from .loop_rules import AgentBaseline, Call, Finding, SessionState, add_call, monotone_findings, sequence_findings, settle
 
 log = logging.getLogger("tokenpulse.stream_jobs.loop_detection")
@@ -315,20 +315,15 @@ def main(argv: list[str] | None = None) -> None:
     jar = args.connector_jar or next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))), None)
     if jar is not None:
         env_config.set_string("pipeline.jars", jar.resolve().as_uri())
-    if settings.detector.resume and not args.no_resume:
-        chk = latest_checkpoint(checkpoint_root)
-        if chk is not None:
-            log.info("resuming from checkpoint %s", chk)
-            env_config.set_string("execution.state-recovery.path", chk.resolve().as_uri())
+    recovery = recovery_path(checkpoint_root, settings.detector.resume and not args.no_resume)
+    if recovery is not None:
+        env_config.set_string("execution.state-recovery.path", recovery)
     env = StreamExecutionEnvironment.get_execution_environment(env_config)
     t_env = StreamTableEnvironment.create(env)
     statements = build(env, t_env, settings, config)
     log.info("submitting %s: %d override(s), out-of-order tolerance %d ms, resolve after %d s quiet",
              JOB_NAME, len(config.overrides), config.timing.out_of_order_ms, config.timing.resolve_after_quiet_s)
-    result = statements.execute()
-    job = result.get_job_client()
-    log.info("job %s running", job.get_job_id() if job else "?")
-    result.wait()
+    run_to_end(statements, JOB_NAME)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-import clickhouse_connect
 import pytest
 from pydantic import ValidationError
 
@@ -18,25 +17,11 @@ from tokenpulse.insights.budgets import BUDGET_STATUS_COLUMNS, BudgetEvaluator
 from tokenpulse.insights.runner import (InsightsRunner, InsightsSettings, build_evaluators, query_fn_for_client,
                                         sql_insert)
 from tokenpulse.loader import rows
-from tokenpulse.loader.migrations import migrate_up
 from tokenpulse.schemas.alerts import AlertState, Severity
 from tokenpulse.schemas.budgets import BudgetConfig, load_budget_config
 
 UTC = timezone.utc
 NOV = datetime(2025, 11, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def store():
-    db = f"insights_budgets_{uuid.uuid4().hex[:8]}"
-    bootstrap = clickhouse_connect.get_client(dsn="chdb://:memory:")  # keeps the in-memory engine alive
-    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client = clickhouse_connect.get_client(dsn="chdb://:memory:", database=db)
-    migrate_up(client)
-    yield client
-    client.close()
-    bootstrap.command(f"DROP DATABASE IF EXISTS {db}")
-    bootstrap.close()
 
 
 @pytest.fixture

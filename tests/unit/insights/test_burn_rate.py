@@ -7,33 +7,18 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-import clickhouse_connect
 import pytest
 
 from tokenpulse.insights.budgets import BudgetEvaluator, as_of_for, judge, measure
 from tokenpulse.insights.burn_rate import budget_share, burn_rate, exhaustion_time
 from tokenpulse.insights.runner import query_fn_for_client
 from tokenpulse.loader import rows
-from tokenpulse.loader.migrations import migrate_up
 from tokenpulse.schemas.alerts import AlertState, Severity
 from tokenpulse.schemas.budgets import BudgetConfig
 
 UTC = timezone.utc
 NOV = datetime(2025, 11, 1, tzinfo=UTC)  # a 30-day month
 MONTH_S = 30 * 86_400
-
-
-@pytest.fixture(scope="module")
-def store():
-    db = f"insights_burn_{uuid.uuid4().hex[:8]}"
-    bootstrap = clickhouse_connect.get_client(dsn="chdb://:memory:")  # keeps the in-memory engine alive
-    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client = clickhouse_connect.get_client(dsn="chdb://:memory:", database=db)
-    migrate_up(client)
-    yield client
-    client.close()
-    bootstrap.command(f"DROP DATABASE IF EXISTS {db}")
-    bootstrap.close()
 
 
 @pytest.fixture

@@ -6,31 +6,16 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-import clickhouse_connect
 import pytest
 
 from tokenpulse.insights.budgets import BudgetEvaluator
 from tokenpulse.insights.forecast import forecast_period_end, t_quantile
 from tokenpulse.insights.runner import query_fn_for_client
 from tokenpulse.loader import rows
-from tokenpulse.loader.migrations import migrate_up
 from tokenpulse.schemas.budgets import BudgetConfig
 
 UTC = timezone.utc
 D = Decimal
-
-
-@pytest.fixture(scope="module")
-def store():
-    db = f"insights_forecast_{uuid.uuid4().hex[:8]}"
-    bootstrap = clickhouse_connect.get_client(dsn="chdb://:memory:")  # keeps the in-memory engine alive
-    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client = clickhouse_connect.get_client(dsn="chdb://:memory:", database=db)
-    migrate_up(client)
-    yield client
-    client.close()
-    bootstrap.command(f"DROP DATABASE IF EXISTS {db}")
-    bootstrap.close()
 
 
 def spend_row(tenant, at, cost):

@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 
-import clickhouse_connect
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -15,7 +14,6 @@ from pydantic import ValidationError
 from tokenpulse.insights.growth import GrowthEvaluator, annualize, growth, last_complete
 from tokenpulse.insights.runner import InsightsRunner, query_fn_for_client, sql_insert
 from tokenpulse.loader import rows
-from tokenpulse.loader.migrations import migrate_up
 from tokenpulse.schemas.alerts import Severity
 from tokenpulse.sql import QUERIES_DIR
 from tokenpulse.schemas.growth import (
@@ -28,18 +26,6 @@ from tokenpulse.schemas.growth import (
 
 WEEK_NOW = datetime(2025, 11, 24, 6, 0, tzinfo=timezone.utc)  # Monday: judges 2025-W47 vs W46
 MONTH_NOW = datetime(2025, 3, 5, 6, 0, tzinfo=timezone.utc)  # judges 2025-02 (28 days) vs 2025-01 (31)
-
-
-@pytest.fixture(scope="module")
-def store():
-    db = f"growth_{uuid.uuid4().hex[:8]}"
-    bootstrap = clickhouse_connect.get_client(dsn="chdb://:memory:")
-    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client = clickhouse_connect.get_client(dsn="chdb://:memory:", database=db)
-    migrate_up(client)
-    yield client
-    client.close()
-    bootstrap.close()
 
 
 def day_row(tenant, team, app, day, tokens, cost):

@@ -11,32 +11,18 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 
-import clickhouse_connect
 import pytest
 
 from tokenpulse.insights.growth import last_complete, trunc12, usd_per_mtok
 from tokenpulse.insights.jevons import JevonsEvaluator, JevonsNumbers, arc_elasticity
 from tokenpulse.insights.runner import query_fn_for_client
 from tokenpulse.loader import rows
-from tokenpulse.loader.migrations import migrate_up
 from tokenpulse.schemas.alerts import Alert
 from tokenpulse.schemas.growth import GrowthConfig, JevonsRule, Period
 from tokenpulse.sql import QUERIES_DIR
 
 NOW = datetime(2025, 11, 24, 6, 0, tzinfo=timezone.utc)  # a Monday: weeks 2025-W46 and W47 are complete
 PREV_MONDAY, CUR_MONDAY = date(2025, 11, 10), date(2025, 11, 17)
-
-
-@pytest.fixture(scope="module")
-def store():
-    db = f"jevons_{uuid.uuid4().hex[:8]}"
-    bootstrap = clickhouse_connect.get_client(dsn="chdb://:memory:")
-    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client = clickhouse_connect.get_client(dsn="chdb://:memory:", database=db)
-    migrate_up(client)
-    yield client
-    client.close()
-    bootstrap.close()
 
 
 def minute_row(tenant, team, app, model, day, tokens, cost, part="", minute=12 * 60):

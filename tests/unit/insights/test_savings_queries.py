@@ -10,14 +10,12 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
-import clickhouse_connect
 import pytest
 from pydantic import ValidationError
 
 from tokenpulse.insights.jevons import SavingsEvaluator
 from tokenpulse.insights.runner import query_fn_for_client, sql_insert
 from tokenpulse.loader import rows
-from tokenpulse.loader.migrations import migrate_up
 from tokenpulse.schemas.growth import GrowthConfig
 from tokenpulse.schemas.outcomes import OUTCOME_COLUMNS, OutcomeEvent, outcome_row
 from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
@@ -26,18 +24,6 @@ from tokenpulse.sql import QUERIES_DIR
 PRICES = load_price_table()
 DAY = datetime(2025, 11, 20, 10, 0, tzinfo=timezone.utc)
 NOW = DAY + timedelta(hours=8)
-
-
-@pytest.fixture(scope="module")
-def store():
-    db = f"savings_{uuid.uuid4().hex[:8]}"
-    bootstrap = clickhouse_connect.get_client(dsn="chdb://:memory:")
-    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client = clickhouse_connect.get_client(dsn="chdb://:memory:", database=db)
-    migrate_up(client)
-    yield client
-    client.close()
-    bootstrap.close()
 
 
 _n = iter(range(1, 10_000))
