@@ -7,20 +7,20 @@ import os
 
 import pytest
 
-from helpers import HOOK_SECRET, PAGERDUTY_ROUTING_KEY, write_test_detectors, write_test_hooks, write_test_prices
+from helpers import HOOK_SECRET, PAGERDUTY_ROUTING_KEY, port, write_test_detectors, write_test_hooks, write_test_prices
 from hook_receivers import RecordingServer
 
 from tokenpulse.settings import Settings
 from tokenpulse.stack import Stack
 
 TEST_ENV = {
-    "TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",
-    "TOKENPULSE_KAFKA_CONTROLLER_PORT": "29093",
-    "TOKENPULSE_COLLECTOR_PORT": "24318",
-    "TOKENPULSE_COLLECTOR_GRPC_PORT": "24317",
+    "TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port(29092)}",
+    "TOKENPULSE_KAFKA_CONTROLLER_PORT": str(port(29093)),
+    "TOKENPULSE_COLLECTOR_PORT": str(port(24318)),
+    "TOKENPULSE_COLLECTOR_GRPC_PORT": str(port(24317)),
     "TOKENPULSE_COLLECTOR_KAFKA_INPUTS": '[{"topic": "it-otelcol-acme", "encoding": "otlp_proto", "tenant": "acme"}]',
     "TOKENPULSE_COLLECTOR_HEARTBEAT_INTERVAL_MS": "500",
-    "TOKENPULSE_LOADER_QUERY_PORT": "28124",
+    "TOKENPULSE_LOADER_QUERY_PORT": str(port(28124)),
     "TOKENPULSE_LOADER_BATCH_MAX_MS": "300",
     # Short out-of-orderness so 1-minute windows close ~2 s after the minute ends.
     "TOKENPULSE_STREAM_WATERMARK_DELAY_MS": "2000",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timezone
 
@@ -9,6 +10,15 @@ import yaml
 
 from tokenpulse.settings import REPO_ROOT, Settings
 from tokenpulse.sql_client import run_sql
+
+
+# Every fixed test port shifts by this much, so two runs (a CI checkout and a working tree)
+# can share one machine: TOKENPULSE_IT_PORT_OFFSET=1000 make test.
+PORT_OFFSET = int(os.environ.get("TOKENPULSE_IT_PORT_OFFSET", "0"))
+
+
+def port(base: int) -> int:
+    return base + PORT_OFFSET
 
 
 def wait_for(settings: Settings, sql: str, params: dict, done, timeout_s: float = 150.0):

@@ -32,9 +32,11 @@ from tokenpulse.schemas import topics
 from tokenpulse.settings import REPO_ROOT, Settings
 from tokenpulse.stack import Stack
 
+from helpers import port
+
 pytestmark = pytest.mark.integration
 
-BROKER, CONTROLLER_PORT, EDGE_PORT = "127.0.0.1:29192", "29193", 24319
+BROKER, CONTROLLER_PORT, EDGE_PORT = f"127.0.0.1:{port(29192)}", str(port(29193)), port(24319)
 SPANS, INVALID, EXPORT_BATCH, SESSIONS = 10_000, 10, 500, 50
 KEY = "demo-acme-key"  # schemas/tenants.demo.yaml: tenant acme
 CONSUME_TIMEOUT_S = 240
