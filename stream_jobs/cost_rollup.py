@@ -245,11 +245,14 @@ def recovery_path(checkpoint_root: Path, resume: bool) -> str | None:
     return chk.resolve().as_uri()
 
 
-def run_to_end(statements: StatementSet, job_name: str) -> None:
+def run_to_end(statements: StatementSet, job_name: str, t_env: TableEnvironment) -> None:
+    """Submit; locally (attached) keep the process until the job ends. `flink run -d`
+    submits detached: then return at once, or the CLI would never exit."""
     result = statements.execute()
     job = result.get_job_client()
     log.info("job %s (%s) running", job.get_job_id() if job else "?", job_name)
-    result.wait()
+    if t_env.get_config().get("execution.attached", "true") == "true":
+        result.wait()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -285,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     log.info("submitting %s: %d priced models, watermark delay %d ms, parallelism %d",
              JOB_NAME, len(prices.prices), settings.stream.watermark_delay_ms, settings.stream.parallelism)
-    run_to_end(statements, JOB_NAME)
+    run_to_end(statements, JOB_NAME, t_env)
 
 
 if __name__ == "__main__":

@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     statements = build(env, t_env, settings, config)
     log.info("submitting %s: %d override(s), out-of-order tolerance %d ms, resolve after %d s quiet",
              JOB_NAME, len(config.overrides), config.timing.out_of_order_ms, config.timing.resolve_after_quiet_s)
-    run_to_end(statements, JOB_NAME)
+    run_to_end(statements, JOB_NAME, t_env)
 
 
 if __name__ == "__main__":

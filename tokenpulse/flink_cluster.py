@@ -1,0 +1,614 @@
+"""A local standalone Flink session cluster, to run the stream jobs outside the MiniCluster.
+
+    jobmanager       StandaloneSessionClusterEntrypoint (REST API + web UI on rest_port)
+    taskmanager-N    TaskManagerRunner, `slots` task slots each (N = 1..taskmanagers)
+
+Both come from the Flink distribution inside the PyFlink package (pyflink/bin, lib, opt), and
+are started with its own scripts in the foreground (`jobmanager.sh start-foreground`,
+`taskmanager.sh start-foreground`), each in its own process group, so one SIGTERM/SIGKILL
+reaches the whole JVM. Everything lives under <state_dir>/flink-cluster/:
+
+    conf/           config.yaml generated from infra/flink/config.yaml.template, log4j files
+    lib/            the distribution's lib/ plus opt/flink-python (symlinks), for Python operators
+    pids/           <process>.pid (ours) ; flink-pids/ (the Flink scripts' own bookkeeping)
+    log/            <process>.log (stdout/stderr) and Flink's flink-*-<service>-*.log files
+    checkpoints/    default checkpoint dir (the tokenpulse jobs set their own, see below)
+
+Jobs are submitted with the Flink CLI (`bin/flink run -d -pym ...`), exactly as on any
+cluster: the CLI starts the venv's Python to build the job graph and ships it to the
+JobManager. The cost job is pure Flink SQL (runs in the JVM); the loop-detection job's
+Python operators run in Python workers started by the TaskManagers with `python.executable`.
+
+Note: the jobs keep choosing their checkpoint dir themselves (<state_dir>/flink/checkpoints/
+state-v<N>), so a job submitted here resumes from the newest checkpoint the MiniCluster job
+left there, and the other way round (same machine, same paths).
+
+    python -m tokenpulse.flink_cluster up | status | submit cost_rollup | down
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .jars import flink_connector_jar
+from .settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = REPO_ROOT / "infra" / "flink"
+STOP_TIMEOUT_S = 30.0
+# Short names for the stream jobs; anything else is taken as a module or a stream_jobs/*.py path.
+JOBS = {
+    "cost_rollup": "tokenpulse.stream_jobs.cost_rollup",
+    "loop_detection": "tokenpulse.stream_jobs.loop_detection",
+}
+# The CLI prints "Job has been submitted with JobID <id>"; the job programs log "job <id> running".
+JOB_ID_RE = re.compile(r"(?:JobID|job) ([0-9a-f]{32})")
+CLIENT_EXIT_GRACE_S = 5.0
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+class FlinkClusterSettings(BaseSettings):
+    """The local standalone cluster (TOKENPULSE_FLINK_CLUSTER_<FIELD>)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENPULSE_FLINK_CLUSTER_", frozen=True, extra="forbid")
+    host: str = "127.0.0.1"
+    rest_port: int = 18081
+    rpc_port: int = 16123
+    taskmanagers: int = Field(default=2, ge=1)
+    slots: int = Field(default=2, ge=1)  # per TaskManager
+    jobmanager_memory: str = "1024m"
+    taskmanager_memory: str = "1536m"
+    heartbeat_timeout_ms: int = Field(default=15_000, ge=4_000)
+    start_timeout_s: float = 120.0
+    submit_timeout_s: float = 300.0
+
+
+def flink_home() -> Path:
+    """The Flink distribution shipped in the PyFlink package (bin/, conf/, lib/, opt/)."""
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent
+
+
+def job_module(job: str) -> str:
+    """'cost_rollup' | 'stream_jobs/cost_rollup.py' | 'tokenpulse.stream_jobs.cost_rollup' -> module."""
+    if job in JOBS:
+        return JOBS[job]
+    if job.endswith(".py"):
+        path = Path(job)
+        if path.parent.name != "stream_jobs":
+            raise ClusterError(f"{job}: only the modules under stream_jobs/ are known ({', '.join(JOBS)})")
+        return f"tokenpulse.stream_jobs.{path.stem}"
+    if re.fullmatch(r"[A-Za-z_][\w.]*", job):
+        return job
+    raise ClusterError(f"unknown job {job!r}: use one of {', '.join(JOBS)}, a stream_jobs/*.py path or a module")
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _killpg(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class FlinkCluster:
+    def __init__(self, settings: Settings, cluster: FlinkClusterSettings | None = None) -> None:
+        self.settings = settings
+        self.cluster = cluster or FlinkClusterSettings()
+        self.home = flink_home()
+        self.root = settings.paths.state_dir / "flink-cluster"
+        self.conf_dir = self.root / "conf"
+        self.log_dir = self.root / "log"
+        self.pid_dir = self.root / "pids"
+        self.lib_dir = self.root / "lib"
+        self.last_submit_s: float | None = None  # `flink run` start -> job id printed
+        self.last_running_s: float | None = None  # ... -> all tasks RUNNING, if seen while submitting
+
+    # --- configuration ----------------------------------------------------------------------
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.cluster.host}:{self.cluster.rest_port}"
+
+    def write_config(self) -> Path:
+        """Render conf/config.yaml from the template; copy the log4j files beside it."""
+        c = self.cluster
+        for d in (self.conf_dir, self.log_dir, self.pid_dir, self.root / "flink-pids", self.root / "tmp"):
+            d.mkdir(parents=True, exist_ok=True)
+        shipped = yaml.safe_load((self.home / "conf" / "config.yaml").read_text()) or {}
+        java_opts = shipped.get("env", {}).get("java", {}).get("opts", {}).get("all", "")
+        text = string.Template((TEMPLATE_DIR / "config.yaml.template").read_text()).substitute(
+            java_opts=java_opts, host=c.host, rpc_port=c.rpc_port, rest_port=c.rest_port, slots=c.slots,
+            jobmanager_memory=c.jobmanager_memory, taskmanager_memory=c.taskmanager_memory,
+            heartbeat_timeout_ms=c.heartbeat_timeout_ms, python=sys.executable, tmp_dir=self.root / "tmp",
+            checkpoint_uri=(self.root / "checkpoints").resolve().as_uri(),
+            savepoint_uri=(self.root / "savepoints").resolve().as_uri())
+        (self.conf_dir / "config.yaml").write_text(text)
+        for name in ("log4j-console.properties", "log4j-cli.properties"):
+            shutil.copyfile(TEMPLATE_DIR / name, self.conf_dir / name)
+        # The JobManager and TaskManagers need flink-python on their classpath for jobs with
+        # Python operators (loop detection); PyFlink ships it in opt/, so lib/ here is the
+        # shipped lib/ plus that jar (symlinks; FLINK_LIB_DIR points the scripts at it).
+        self.lib_dir.mkdir(parents=True, exist_ok=True)
+        for jar in [*(self.home / "lib").glob("*.jar"), *(self.home / "opt").glob("flink-python-*.jar")]:
+            link = self.lib_dir / jar.name
+            if not link.exists():
+                link.unlink(missing_ok=True)  # a dangling link from an older PyFlink
+                link.symlink_to(jar)
+        return self.conf_dir / "config.yaml"
+
+    def flink_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = {**os.environ, **(extra or {})}
+        env.update(FLINK_CONF_DIR=str(self.conf_dir), FLINK_LIB_DIR=str(self.lib_dir),
+                   FLINK_LOG_DIR=str(self.log_dir), FLINK_PID_DIR=str(self.root / "flink-pids"))
+        return env
+
+    # --- processes ----------------------------------------------------------------------------
+    def process_names(self) -> list[str]:
+        return ["jobmanager", *(f"taskmanager-{n}" for n in range(1, self.cluster.taskmanagers + 1))]
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        try:
+            pid = int((self.pid_dir / f"{name}.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:  # a zombie we started but have not reaped yet counts as gone
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return None
+        except ChildProcessError:
+            pass
+        try:  # alive and still ours (not a recycled pid): the script or the JVM it became
+            if b"flink" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return None
+        except FileNotFoundError:
+            return None
+        except OSError:
+            pass  # no /proc: trust the pid file
+        return pid
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        logfile = open(self.log_path(name), "a")
+        logfile.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}: {' '.join(command)}\n")
+        logfile.flush()
+        proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=self.flink_env(), start_new_session=True, cwd=self.root)
+        logfile.close()
+        (self.pid_dir / f"{name}.pid").write_text(str(proc.pid))
+        return proc
+
+    def _wait(self, what: str, done: Callable[[], bool], proc: subprocess.Popen | None, name: str,
+              timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if proc is not None and proc.poll() is not None:
+                raise ClusterError(f"{name} exited with code {proc.returncode} while waiting for {what}; "
+                                   f"see {self.log_dir}:\n{self.tail(name)}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{what} not ready after {timeout_s:.0f} s; see {self.log_dir}:\n{self.tail(name)}")
+            time.sleep(0.3)
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        """Last lines of the process's stdout log and of Flink's own log for it."""
+        service = "standalonesession" if name == "jobmanager" else "taskexecutor"
+        out = []
+        for path in [self.log_path(name), *sorted(self.log_dir.glob(f"flink-*-{service}-*.log"))]:
+            try:
+                out.append(f"== {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+            except FileNotFoundError:
+                pass
+        return "\n".join(out) or "(no log)"
+
+    def start_jobmanager(self) -> float:
+        if self.pid("jobmanager"):
+            return 0.0
+        c = self.cluster
+        for port in (c.rest_port, c.rpc_port):
+            if _port_open(c.host, port):
+                raise ClusterError(f"port {port} is in use by another process: stop it, or choose other ports "
+                                   "(TOKENPULSE_FLINK_CLUSTER_REST_PORT / _RPC_PORT)")
+        t0 = time.monotonic()
+        proc = self._spawn("jobmanager", [str(self.home / "bin" / "jobmanager.sh"), "start-foreground"])
+        self._wait("JobManager REST API", lambda: self._get_ok("/overview"), proc, "jobmanager", c.start_timeout_s)
+        return time.monotonic() - t0
+
+    def start_taskmanagers(self, numbers: list[int]) -> dict[str, float]:
+        """Start TaskManagers side by side; returns seconds until each had registered."""
+        t0 = time.monotonic()
+        # A killed TaskManager stays listed until declared lost: wait for a new registration
+        # (its RPC address changes), not just for the id.
+        before = self.taskmanager_addresses()
+        procs = {n: self._spawn(f"taskmanager-{n}", [str(self.home / "bin" / "taskmanager.sh"), "start-foreground",
+                                                     "-D", f"taskmanager.resource-id={self.resource_id(n)}"])
+                 for n in numbers if not self.pid(f"taskmanager-{n}")}
+        took: dict[str, float] = {}
+        deadline = t0 + self.cluster.start_timeout_s
+        while len(took) < len(procs):
+            registered = self.taskmanager_addresses()
+            for n, proc in procs.items():
+                name = f"taskmanager-{n}"
+                if name in took:
+                    continue
+                rid = self.resource_id(n)
+                if rid in registered and registered[rid] != before.get(rid):
+                    took[name] = time.monotonic() - t0
+                elif proc.poll() is not None:
+                    raise ClusterError(f"{name} exited with code {proc.returncode}; see {self.log_dir}:\n"
+                                       f"{self.tail(name)}")
+            if len(took) < len(procs) and time.monotonic() > deadline:
+                raise ClusterError(f"TaskManagers not registered after {self.cluster.start_timeout_s:.0f} s; "
+                                   f"see {self.log_dir}")
+            time.sleep(0.3)
+        return took
+
+    def start_taskmanager(self, n: int) -> float:
+        """(Re)start TaskManager n, e.g. after kill_taskmanager(n)."""
+        return self.start_taskmanagers([n]).get(f"taskmanager-{n}", 0.0)
+
+    def resource_id(self, n: int) -> str:
+        return f"tokenpulse-tm-{n}"
+
+    def up(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, float]:
+        """Start the JobManager, then the TaskManagers; returns seconds each took to be ready."""
+        self.write_config()
+        timings = {}
+        try:
+            progress(f"starting jobmanager (REST {self.rest_url})")
+            timings["jobmanager"] = self.start_jobmanager()
+            progress(f"jobmanager ready in {timings['jobmanager']:.1f} s; starting {self.cluster.taskmanagers} "
+                     f"taskmanagers with {self.cluster.slots} slots each")
+            timings.update(self.start_taskmanagers(list(range(1, self.cluster.taskmanagers + 1))))
+            progress("taskmanagers registered: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()
+                                                             if k.startswith("taskmanager")))
+        except BaseException:
+            self.down()
+            raise
+        return timings
+
+    def stop(self, name: str, sig: signal.Signals = signal.SIGTERM) -> bool:
+        pid = self.pid(name)
+        (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+        if pid is None:
+            return False
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.2)
+        log.warning("%s did not stop within %.0f s; killing it", name, STOP_TIMEOUT_S)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return True
+
+    def kill_taskmanager(self, n: int) -> float:
+        """SIGKILL TaskManager n (no shutdown hooks, as a crashed machine); returns the wall time."""
+        name = f"taskmanager-{n}"
+        pid = self.pid(name)
+        if pid is None:
+            raise ClusterError(f"{name} is not running")
+        killed_at = time.time()
+        self.stop(name, signal.SIGKILL)
+        return killed_at
+
+    def down(self, progress: Callable[[str], None] = lambda _: None) -> None:
+        """Stop TaskManagers first, then the JobManager (running jobs stop with them; their
+        retained checkpoints stay)."""
+        for name in reversed(self.process_names()):
+            if self.stop(name):
+                progress(f"stopped {name}")
+
+    # --- REST API ---------------------------------------------------------------------------
+    def rest(self, path: str, method: str = "GET", timeout_s: float = 5.0):
+        req = urllib.request.Request(self.rest_url + path, method=method)
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def _get_ok(self, path: str) -> bool:
+        try:
+            self.rest(path, timeout_s=2)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def overview(self) -> dict:
+        return self.rest("/overview")
+
+    def registered_taskmanagers(self) -> list[str]:
+        try:
+            return [tm["id"] for tm in self.rest("/taskmanagers")["taskmanagers"]]
+        except (OSError, ValueError):
+            return []
+
+    def taskmanager_addresses(self) -> dict[str, str]:
+        """Registered TaskManagers: resource id -> RPC address."""
+        try:
+            return {tm["id"]: tm["path"] for tm in self.rest("/taskmanagers")["taskmanagers"]}
+        except (OSError, ValueError):
+            return {}
+
+    def jobs(self) -> list[dict]:
+        """/jobs/overview: one dict per job (jid, name, state, start-time, duration, tasks)."""
+        return self.rest("/jobs/overview")["jobs"]
+
+    def job(self, job_id: str) -> dict:
+        """/jobs/<id>: state, timestamps, vertices (with their read/write record counts)."""
+        return self.rest(f"/jobs/{job_id}")
+
+    def checkpoints(self, job_id: str) -> dict:
+        return self.rest(f"/jobs/{job_id}/checkpoints")
+
+    def job_metric(self, job_id: str, metric: str) -> float | None:
+        rows = self.rest(f"/jobs/{job_id}/metrics?get={metric}")
+        return float(rows[0]["value"]) if rows else None
+
+    def taskmanagers_of(self, job_id: str) -> dict[str, list[str]]:
+        """Which TaskManagers (resource ids) run which of the job's vertices right now."""
+        out: dict[str, list[str]] = {}
+        for v in self.job(job_id)["vertices"]:
+            for tm in self.rest(f"/jobs/{job_id}/vertices/{v['id']}/taskmanagers")["taskmanagers"]:
+                out.setdefault(tm["taskmanager-id"], []).append(v["name"])
+        return out
+
+    def all_tasks_running(self, job_id: str) -> bool:
+        try:
+            j = self.job(job_id)
+        except (OSError, ValueError):
+            return False
+        return j["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in j["vertices"])
+
+    def wait_running(self, job_id: str, timeout_s: float = 180.0) -> float:
+        """Wait until the job and every one of its tasks is RUNNING; returns seconds waited."""
+        t0 = time.monotonic()
+        while not self.all_tasks_running(job_id):
+            state = self.job(job_id)["state"]
+            if state in ("FAILED", "CANCELED", "FINISHED"):
+                raise ClusterError(f"job {job_id} is {state}; see {self.rest_url}/#/job/{job_id} and {self.log_dir}")
+            if time.monotonic() - t0 > timeout_s:
+                raise ClusterError(f"job {job_id} not running after {timeout_s:.0f} s (state {state})")
+            time.sleep(0.3)
+        return time.monotonic() - t0
+
+    def task_attempts(self, job_id: str) -> dict[tuple[str, int], tuple[int, str]]:
+        """(vertex id, subtask) -> (attempt number, status) of every task of the job."""
+        out = {}
+        for v in self.job(job_id)["vertices"]:
+            for t in self.rest(f"/jobs/{job_id}/vertices/{v['id']}")["subtasks"]:
+                out[(v["id"], t["subtask"])] = (t["attempt"], t["status"])
+        return out
+
+    def wait_recovered(self, job_id: str, before: dict[tuple[str, int], tuple[int, str]],
+                       timeout_s: float = 180.0) -> float:
+        """After a failure: wait until every task runs again in a newer attempt than in `before`
+        (task_attempts() taken before the failure); returns seconds waited."""
+        t0 = time.monotonic()
+        while True:
+            try:
+                now = self.task_attempts(job_id)
+                if now.keys() == before.keys() and all(
+                        status == "RUNNING" and attempt > before[key][0] for key, (attempt, status) in now.items()):
+                    return time.monotonic() - t0
+            except (OSError, ValueError, KeyError):
+                pass
+            state = self.job(job_id)["state"]
+            if state in ("FAILED", "CANCELED", "FINISHED"):
+                raise ClusterError(f"job {job_id} is {state} instead of recovering; see {self.log_dir}")
+            if time.monotonic() - t0 > timeout_s:
+                raise ClusterError(f"job {job_id} not recovered after {timeout_s:.0f} s (state {state})")
+            time.sleep(0.2)
+
+    def wait_checkpoint(self, job_id: str, timeout_s: float = 120.0) -> float:
+        """Wait until the job completes one more checkpoint than it had; returns seconds waited."""
+        t0 = time.monotonic()
+        before = self.checkpoints(job_id)["counts"]["completed"]
+        while self.checkpoints(job_id)["counts"]["completed"] <= before:
+            if time.monotonic() - t0 > timeout_s:
+                raise ClusterError(f"job {job_id} completed no checkpoint in {timeout_s:.0f} s")
+            time.sleep(0.3)
+        return time.monotonic() - t0
+
+    def vertex_metric(self, job_id: str, prefix: str, metric: str) -> int:
+        """A REST vertex metric (read-records, write-records, ...) summed over vertices named prefix*."""
+        return sum(v["metrics"][metric] for v in self.job(job_id)["vertices"] if v["name"].startswith(prefix))
+
+    def cancel(self, job_id: str, timeout_s: float = 60.0) -> None:
+        self.rest(f"/jobs/{job_id}?mode=cancel", method="PATCH")
+        deadline = time.monotonic() + timeout_s
+        while self.job(job_id)["state"] not in ("CANCELED", "FAILED", "FINISHED"):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"job {job_id} not canceled after {timeout_s:.0f} s")
+            time.sleep(0.3)
+
+    # --- submission ---------------------------------------------------------------------------
+    def submit(self, job: str, extra_env: Mapping[str, str] | None = None, args: list[str] | None = None) -> str:
+        """`flink run --detached` a stream job; returns its job id once the JobManager accepted it.
+
+        The job reads its settings from the environment like everywhere else (extra_env on top
+        of ours), e.g. TOKENPULSE_STREAM_CONSUMER_GROUP. The CLI's output goes to
+        log/submit-<job>.log."""
+        module = job_module(job)
+        command = [str(self.home / "bin" / "flink"), "run", "--detached", "-pym", module,
+                   "-pyclientexec", sys.executable, "-pyexec", sys.executable,
+                   "-j", str(flink_connector_jar(self.settings.paths)), *(args or [])]
+        log.info("submitting %s: %s", module, " ".join(command))
+        out_path = self.log_path(f"submit-{module.rsplit('.', 1)[-1]}")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(out_path, "w") as out:
+            out.write(f"$ {' '.join(command)}\n")
+            out.flush()
+            # the job's paths follow this cluster's settings even if they did not come from the environment
+            paths = {"TOKENPULSE_PATHS_STATE_DIR": str(self.settings.paths.state_dir),
+                     "TOKENPULSE_PATHS_CACHE_DIR": str(self.settings.paths.cache_dir)}
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=self.flink_env({**paths, **(extra_env or {})}), cwd=REPO_ROOT,
+                                    start_new_session=True)
+        t0 = time.monotonic()
+        deadline = t0 + self.cluster.submit_timeout_s
+        job_id = self.last_submit_s = self.last_running_s = None
+        try:
+            while job_id is None:
+                found = JOB_ID_RE.search(out_path.read_text(errors="replace"))
+                if found:
+                    job_id = found.group(1)
+                    self.last_submit_s = time.monotonic() - t0
+                elif proc.poll() is not None:
+                    raise ClusterError(f"`flink run` exited with code {proc.returncode} before submitting a job; "
+                                       f"output in {out_path}:\n{out_path.read_text(errors='replace')[-4000:]}")
+                elif time.monotonic() > deadline:
+                    raise ClusterError(f"`flink run` submitted no job within {self.cluster.submit_timeout_s:.0f} s; "
+                                       f"output in {out_path}")
+                else:
+                    time.sleep(0.3)
+            # In detached mode the CLI returns once the job is submitted, unless the program
+            # itself waits for its job to end (TableResult.wait()): then the client has done its
+            # part and is stopped; the job belongs to the cluster and keeps running.
+            grace_end = time.monotonic() + CLIENT_EXIT_GRACE_S
+            while proc.poll() is None and time.monotonic() < grace_end:
+                if self.last_running_s is None and self.all_tasks_running(job_id):
+                    self.last_running_s = time.monotonic() - t0
+                time.sleep(0.2)
+            if proc.poll() is None:
+                log.info("the job program still waits for its job after submitting it; stopping the client")
+        finally:
+            if proc.poll() is None:
+                _killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    _killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        return job_id
+
+    def status(self) -> dict:
+        out: dict = {"processes": {n: self.pid(n) for n in self.process_names()}, "rest": self.rest_url}
+        try:
+            out["overview"] = self.overview()
+            out["jobs"] = self.jobs()
+        except (OSError, ValueError):
+            out["overview"] = None
+        return out
+
+
+# --- CLI --------------------------------------------------------------------------------------
+EPILOG = """\
+typical session (the rest of the stack, Kafka included, runs as usual: `tokenpulse up`):
+  tokenpulse down --only flink-job                 stop the MiniCluster cost job (same consumer group)
+  python -m tokenpulse.flink_cluster up            JobManager + 2 TaskManagers, web UI on :18081
+  python -m tokenpulse.flink_cluster submit cost_rollup
+  python -m tokenpulse.flink_cluster status        processes, slots and jobs (REST /jobs/overview)
+  python -m tokenpulse.flink_cluster kill-taskmanager 1   SIGKILL one; the job restarts on the other's slots
+  python -m tokenpulse.flink_cluster start-taskmanager 1  bring it back
+  python -m tokenpulse.flink_cluster cancel <job id>
+  python -m tokenpulse.flink_cluster down          stop the cluster (retained checkpoints stay)
+  tokenpulse up --only flink-job                   back to the MiniCluster: resumes from the newest checkpoint
+
+what `submit` runs (see it in <state_dir>/flink-cluster/log/submit-*.log):
+  FLINK_CONF_DIR=<state_dir>/flink-cluster/conf pyflink/bin/flink run --detached \\
+      -pym tokenpulse.stream_jobs.cost_rollup \\
+      -pyclientexec .venv/bin/python -pyexec .venv/bin/python -j .cache/jars/flink/lib/flink-sql-connector-kafka-*.jar
+
+settings: TOKENPULSE_FLINK_CLUSTER_REST_PORT (18081), _RPC_PORT (16123), _TASKMANAGERS (2), _SLOTS (2),
+  _JOBMANAGER_MEMORY (1024m), _TASKMANAGER_MEMORY (1536m); the jobs' own settings (TOKENPULSE_KAFKA_*,
+  TOKENPULSE_STREAM_*) are read from the environment of `submit`. Config template: infra/flink/.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenpulse.flink_cluster",
+        description="Run the tokenpulse stream jobs on a local standalone Flink cluster (a JobManager and "
+                    "TaskManagers as separate processes, from the Flink distribution inside PyFlink) instead of "
+                    "the in-process MiniCluster.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="write the config and start the JobManager and TaskManagers")
+    sub.add_parser("down", help="stop the TaskManagers and the JobManager")
+    sub.add_parser("status", help="processes, slots and jobs")
+    p = sub.add_parser("submit", help="submit a stream job with the Flink CLI (detached); prints its job id")
+    p.add_argument("job", help=f"{' | '.join(JOBS)} | stream_jobs/<file>.py | a module")
+    p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job (e.g. --no-resume)")
+    p = sub.add_parser("cancel", help="cancel a job (its retained checkpoints stay)")
+    p.add_argument("job_id")
+    p = sub.add_parser("kill-taskmanager", help="SIGKILL TaskManager N, to watch the job fail over")
+    p.add_argument("n", type=int)
+    p = sub.add_parser("start-taskmanager", help="(re)start TaskManager N, e.g. after kill-taskmanager")
+    p.add_argument("n", type=int)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    cluster = FlinkCluster(Settings())
+    try:
+        if args.command == "up":
+            timings = cluster.up(lambda m: print(m, flush=True))
+            print(f"cluster up: web UI {cluster.rest_url}  ({', '.join(f'{k} {v:.1f} s' for k, v in timings.items())})")
+        elif args.command == "down":
+            cluster.down(lambda m: print(m, flush=True))
+        elif args.command == "status":
+            print(json.dumps(cluster.status(), indent=2))
+        elif args.command == "submit":
+            t0 = time.monotonic()
+            job_id = cluster.submit(args.job, args=args.job_args)
+            cluster.wait_running(job_id)
+            took = cluster.last_running_s or time.monotonic() - t0
+            print(f"{job_id} running (all tasks up {took:.1f} s after `flink run` started); "
+                  f"{cluster.rest_url}/#/job/{job_id}")
+        elif args.command == "cancel":
+            cluster.cancel(args.job_id)
+            print(f"{args.job_id} canceled")
+        elif args.command == "kill-taskmanager":
+            cluster.kill_taskmanager(args.n)
+            print(f"taskmanager-{args.n} killed")
+        elif args.command == "start-taskmanager":
+            cluster.write_config()
+            print(f"taskmanager-{args.n} registered in {cluster.start_taskmanager(args.n):.1f} s")
+    except (ClusterError, FileNotFoundError, urllib.error.URLError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
