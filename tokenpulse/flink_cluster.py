@@ -51,11 +51,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .jars import flink_connector_jar
 from .settings import REPO_ROOT, Settings
+from .stack import stop_process_group
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_DIR = REPO_ROOT / "infra" / "flink"
-STOP_TIMEOUT_S = 30.0
 # Short names for the stream jobs; anything else is taken as a module or a stream_jobs/*.py path.
 JOBS = {
     "cost_rollup": "tokenpulse.stream_jobs.cost_rollup",
@@ -299,29 +299,7 @@ class FlinkCluster:
     def stop(self, name: str, sig: signal.Signals = signal.SIGTERM) -> bool:
         pid = self.pid(name)
         (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
-        if pid is None:
-            return False
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return False
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return True
-            time.sleep(0.2)
-        log.warning("%s did not stop within %.0f s; killing it", name, STOP_TIMEOUT_S)
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return True
+        return pid is not None and stop_process_group(pid, name, sig)
 
     def kill_taskmanager(self, n: int) -> float:
         """SIGKILL TaskManager n (no shutdown hooks, as a crashed machine); returns the wall time."""

@@ -80,6 +80,29 @@ def _reap(pid: int) -> None:
         pass  # not our child: its own parent reaps it
 
 
+def stop_process_group(pid: int, name: str, sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Signal the process group led by `pid` and wait until it is gone (SIGKILL after
+    STOP_TIMEOUT_S). False if it was already gone. Shared by the stack and the Flink cluster."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        _reap(pid)  # if we started it, it stays a zombie (and "alive") until reaped
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    log.warning("%s did not stop within %.0f s; killing it", name, STOP_TIMEOUT_S)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
 def _log_contains(path: Path, needle: str) -> bool:
     try:
         return needle in path.read_text(errors="replace")
@@ -217,26 +240,7 @@ class Stack:
     def stop(self, name: str) -> bool:
         pid = self.pid(name)
         self._pid_path(name).unlink(missing_ok=True)
-        if pid is None:
-            return False
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return False
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            _reap(pid)  # if we started it, it stays a zombie (and "alive") until reaped
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return True
-            time.sleep(0.2)
-        log.warning("%s did not stop within %.0f s; killing it", name, STOP_TIMEOUT_S)
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return True
+        return pid is not None and stop_process_group(pid, name)
 
     # --- whole-stack operations ------------------------------------------------------------
     def selected(self, only: list[str] | None) -> list[Service]:

@@ -32,21 +32,13 @@ from tokenpulse.collectors.otlp_http import TraceReceiver, make_server, server_t
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
 from tokenpulse.settings import CollectorSettings, KafkaSettings, Settings
 
+from collector_fakes import MemoryWriter
+
 TENANTS = TenantDirectory(tenants=[Tenant(id="acme", api_key_sha256=[hash_key("k-acme")])])
 AUTH = {"Authorization": "Bearer k-acme"}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
-class MemoryWriter:
-    def __init__(self) -> None:
-        self.spans, self.dead, self.fail = [], [], False
-
-    def write(self, spans, dead_letters=()):
-        if self.fail:
-            raise WriteFailed("broker down")
-        self.spans += list(spans)
-        self.dead += list(dead_letters)
-        return 0
 
 
 class BlockingWriter(MemoryWriter):

@@ -6,23 +6,15 @@ import json
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from otlp_builders import LLM_ATTRS
-from tokenpulse.collectors.kafka_writer import WriteFailed
 from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
+
+from collector_fakes import MemoryWriter
 
 TENANTS = TenantDirectory(tenants=[Tenant(id="acme", api_key_sha256=[hash_key("k-acme")]),
                                    Tenant(id="globex", api_key_sha256=[hash_key("k-globex")])])
 
 
-class MemoryWriter:
-    def __init__(self, fail: bool = False) -> None:
-        self.spans, self.dead, self.fail = [], [], fail
-
-    def write(self, spans, dead_letters=()):
-        if self.fail:
-            raise WriteFailed("broker down")
-        self.spans += list(spans)
-        self.dead += list(dead_letters)
 
 
 def receiver(writer=None, limit=1 << 20):
