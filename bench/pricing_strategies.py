@@ -66,7 +66,11 @@ CREATE TEMPORARY TABLE calls (
                   "ELSE CONCAT('model-', CAST(k AS STRING)) END")
     provider_expr = ("CASE WHEN MOD(k, 4) = 0 THEN 'openai' WHEN MOD(k, 4) = 1 THEN 'anthropic' ELSE 'synthetic' END")
     base = (f"SELECT {provider_expr} AS provider, {model_expr} AS model, 'standard' AS service_tier, "
-            "input_tokens, cached_input_tokens, cache_creation_input_tokens, output_tokens, end_ms FROM calls")
+            "input_tokens, cached_input_tokens, cache_creation_input_tokens, output_tokens, end_ms, "
+            # audio / image usage (issue #5): a text-only workload, as the shipped catalog's models mostly are
+            "CAST(0 AS BIGINT) AS input_audio_tokens, CAST(0 AS BIGINT) AS output_audio_tokens, "
+            "CAST(0 AS BIGINT) AS input_images, CAST(0 AS BIGINT) AS output_images, "
+            "CAST(0 AS BIGINT) AS input_audio_seconds FROM calls")
     if variant == "no-pricing":
         sql = f"INSERT INTO sink SELECT CAST(input_tokens + output_tokens AS DECIMAL(38, 12)) FROM ({base})"
     elif variant.startswith("case"):

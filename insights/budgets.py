@@ -57,8 +57,8 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 
 from tokenpulse.schemas.alerts import Alert, AlertAction, AlertState, Severity, alert_id_for
-from tokenpulse.schemas.budgets import (PAIR_NAMES, SCOPE_FIELDS, BudgetConfig, BurnPair, ResolvedBudget,
-                                        load_budget_config)
+from tokenpulse.schemas.budgets import (PAIR_NAMES, SCOPE_COLUMNS, SCOPE_FIELDS, BudgetConfig, BurnPair,
+                                        ResolvedBudget, load_budget_config)
 
 from .burn_rate import burn_rate, exhaustion_time
 from .forecast import Forecast, forecast_period_end
@@ -105,7 +105,7 @@ ORDER BY opened_at
 
 
 def spend_sql(budget: ResolvedBudget) -> str:
-    scope_filter = "".join(f"\n  AND {f} = {{{f}:String}}" for f in budget.scope.constraints())
+    scope_filter = "".join(f"\n  AND {SCOPE_COLUMNS.get(f, f)} = {{{f}:String}}" for f in budget.scope.constraints())
     return SPEND_SQL.format(scope_filter=scope_filter)
 
 

@@ -26,6 +26,8 @@ own generated catalog SQL (stream_jobs/pricing_sql.py, evaluated by ClickHouse a
   price: the same tokens priced at the requested model. Negative when routed up.
 * edge: edge calls with a cloud-equivalent model in their runtime profile:
   counterfactual = cloud_equivalent_cost_usd, paid = cost_usd (hardware + energy).
+* semantic_cache: spans the app answered from its own semantic cache (flagged, cost 0): the
+  usage they carry priced at their model. Hits are left out of the other levers.
 Calls where a lever applies but no counterfactual price exists are counted
 (`uncounted_calls`), never guessed. Levers are measured one at a time.
 """
@@ -214,19 +216,25 @@ def savings_sql(prices: PriceTable) -> str:
         f"if(p_input IS NULL OR NOT priced, NULL, {paid}"
         f" + CAST(cached_input_tokens AS {_COUNT}) * (p_input - p_cached)"
         f" - CAST(cache_creation_input_tokens AS {_COUNT}) * (p_cache_creation - p_input))",
-        f"(SELECT *, {priced} FROM spans WHERE runtime_kind = 'cloud'"
+        f"(SELECT *, {priced} FROM spans WHERE runtime_kind = 'cloud' AND NOT semantic_cache_hit"
         " AND (cached_input_tokens > 0 OR cache_creation_input_tokens > 0))")
     routing = per_span(
         "routing", "input_tokens + output_tokens", paid,
         f"if(p_input IS NULL OR NOT priced, NULL, {cost_expression()})",
         f"(SELECT * REPLACE (served_model AS model) FROM (SELECT *, {priced} FROM ("
         "SELECT * REPLACE (assumeNotNull(request_model) AS model) FROM ("
-        "SELECT *, toString(model) AS served_model FROM spans WHERE runtime_kind = 'cloud'"
+        "SELECT *, toString(model) AS served_model FROM spans WHERE runtime_kind = 'cloud' AND NOT semantic_cache_hit"
         " AND request_model IS NOT NULL AND request_model != toString(model)))))")
     edge = per_span(
         "edge", "input_tokens + output_tokens", f"CAST(cost_usd AS {_MONEY})",
         "if(cloud_equivalent_cost_usd > 0, cloud_equivalent_cost_usd, NULL)",
-        "spans WHERE runtime_kind = 'edge'")
+        "spans WHERE runtime_kind = 'edge' AND NOT semantic_cache_hit")
+    # The app answered from its own semantic cache: paid the hit's cost (0), and would have paid
+    # the usage the span carries at its model, priced as the stream job prices a call.
+    semantic = per_span(
+        "semantic_cache", "input_tokens + output_tokens", f"CAST(cost_usd AS {_MONEY})",
+        f"if(p_input IS NULL OR NOT priced, NULL, {cost_expression()})",
+        f"(SELECT *, {priced} FROM spans WHERE semantic_cache_hit)")
     return f"""
 WITH spans AS (
     SELECT *, toUnixTimestamp64Milli(end_time) AS end_ms
@@ -246,6 +254,8 @@ FROM (
     {routing}
     UNION ALL
     {edge}
+    UNION ALL
+    {semantic}
 )
 -- a requested model at the served model's price (an alias, a dated version) is not routing
 WHERE NOT (lever = 'routing' AND counterfactual IS NOT NULL AND counterfactual = actual)

@@ -18,12 +18,16 @@ TOKEN_SPAN_COLUMNS = [
     "input_tokens", "output_tokens", "cached_input_tokens", "cache_creation_input_tokens", "reasoning_tokens",
     "status", "error_type", "priced", "cost_usd", "edge_cost_usd", "cloud_equivalent_cost_usd", "is_late",
     "service_tier", "call_fingerprint",
+    *("input_audio_tokens", "output_audio_tokens", "input_images", "output_images", "input_audio_seconds"),  # 0014
+    "semantic_cache_hit", "api_key_id",  # 0014
 ]
 SPEND_1M_COLUMNS = [
     "tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id", "window_start", "part",
     "calls", "error_calls", "unpriced_calls", "input_tokens", "cached_input_tokens",
     "cache_creation_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd",
     "edge_cost_usd", "cloud_equivalent_cost_usd",
+    *("input_audio_tokens", "output_audio_tokens", "input_images", "output_images", "input_audio_seconds"),  # 0014
+    "semantic_cache_hits", "api_key_id",  # 0014
 ]
 ALERT_COLUMNS = [
     "tenant", "alert_id", "dedupe_key", "kind", "rule", "severity", "action", "service", "team", "agent_name",
@@ -38,7 +42,10 @@ DEAD_LETTER_COLUMNS = [
     "kafka_topic", "kafka_partition", "kafka_offset",
 ]
 _EXTRA_MONEY_FIELDS = ("edge_cost_usd", "cloud_equivalent_cost_usd")  # absent before migration 0005
-_TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "cache_creation_input_tokens", "output_tokens", "reasoning_tokens")
+# Usage counts, summed by the rollups (absent in records written before a count existed: 0).
+USAGE_COUNTS = _TOKEN_FIELDS = (
+    "input_tokens", "cached_input_tokens", "cache_creation_input_tokens", "output_tokens", "reasoning_tokens",
+    "input_audio_tokens", "output_audio_tokens", "input_images", "output_images", "input_audio_seconds")
 
 
 class BadRecord(ValueError):
@@ -81,6 +88,8 @@ def priced_span_row(doc: dict) -> list:
     row["received_at"] = _ms(doc.get("received_ms"), "received_ms")
     row["cost_usd"] = _money(doc["cost_usd"])
     row["service_tier"] = doc.get("service_tier") or "standard"  # absent in records before it existed
+    row["semantic_cache_hit"] = doc.get("semantic_cache_hit") is True
+    row["api_key_id"] = doc.get("api_key_id") or ""  # keyless inputs, and records before it existed
     _extra_money(doc, row)
     for f in _TOKEN_FIELDS:
         row[f] = int(doc.get(f) or 0)
@@ -93,9 +102,12 @@ def _extra_money(doc: dict, row: dict) -> None:
 
 
 def late_span_rollup_row(doc: dict) -> list:
-    """A span that missed its window becomes its own one-call part of that minute."""
+    """A span that missed its window becomes its own one-call part of that minute (summed as
+    the stream job's window does: a semantic-cache hit's usage was not billed)."""
     end = _ms(doc["end_ms"], "end_ms")
+    hit = doc.get("semantic_cache_hit") is True
     row = {c: doc.get(c) for c in ("tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id")}
+    row["api_key_id"] = doc.get("api_key_id") or ""
     row.update(
         window_start=end.replace(second=0, microsecond=0),
         part=f"{doc['trace_id']}:{doc['span_id']}",
@@ -103,7 +115,8 @@ def late_span_rollup_row(doc: dict) -> list:
         error_calls=int(doc.get("status") == "error"),
         unpriced_calls=int(not doc["priced"]),
         cost_usd=_money(doc["cost_usd"]),
-        **{f: int(doc.get(f) or 0) for f in _TOKEN_FIELDS},
+        semantic_cache_hits=int(hit),
+        **{f: 0 if hit else int(doc.get(f) or 0) for f in _TOKEN_FIELDS},
     )
     _extra_money(doc, row)
     return [row[c] for c in SPEND_1M_COLUMNS]
@@ -116,9 +129,9 @@ def rollup_row(doc: dict) -> list:
     except ValueError:
         raise BadRecord(f"window_start {doc['window_start']!r:.40} is not a timestamp") from None
     row = dict(doc)
-    row.update(window_start=start, part="", cost_usd=_money(doc["cost_usd"]))
+    row.update(window_start=start, part="", cost_usd=_money(doc["cost_usd"]), api_key_id=doc.get("api_key_id") or "")
     _extra_money(doc, row)
-    for f in ("calls", "error_calls", "unpriced_calls", *_TOKEN_FIELDS):
+    for f in ("calls", "error_calls", "unpriced_calls", "semantic_cache_hits", *_TOKEN_FIELDS):
         row[f] = int(doc.get(f) or 0)
     return [row.get(c) for c in SPEND_1M_COLUMNS]
 

@@ -1,8 +1,8 @@
 """Spend budgets as validated data (schemas/budgets.yaml), evaluated by insights/budgets.py.
 
 A budget is an amount of USD per period (`daily` or `monthly`, UTC calendar periods) for a
-*scope*: a tenant, optionally narrowed by team, service (the app), provider and model, the
-dimensions `spend_1m` carries. A call counts against every budget whose scope contains it,
+*scope*: a tenant, optionally narrowed by team, service (the app), provider, model and API
+key, the dimensions `spend_1m` carries. A call counts against every budget whose scope contains it,
 so budgets nest: `{tenant: acme, team: search}` sits inside `{tenant: acme}`. The nesting is
 derived from the scopes (no `parent:` to keep in sync); each budget's `parents` are the
 same-period budgets whose scope strictly contains it, nearest first, and alerts name them.
@@ -25,9 +25,9 @@ Money is exact: amounts are decimal strings with at most 6 decimals, parsed as D
 Budgets have no session, so their alerts can only `notify` (the circuit breaker stops
 sessions; stopping a whole team at a hard limit is not implemented).
 
-Scope by API key: spans carry no API key id today (the collector maps a key to its tenant
-and forgets it), so `api_key` is a known but *not yet available* scope field and is refused
-with that explanation rather than silently matching nothing.
+Scope by API key: `api_key` is the non-secret key id the collector stamps on each span (the
+key's configured name in the tenants file, else "sha256:" + the digest's first 12 hex digits;
+schemas/tenants.py), stored as `api_key_id` in token_spans and spend_1m.
 """
 
 from __future__ import annotations
@@ -48,13 +48,12 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 _ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"  # no "/": budget ids are part of alert dedupe keys
 _TENANT = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # as tenants.py / collector settings spell tenants
 
-# Scope fields, in nesting order, that are columns of spend_1m (and of token_spans).
-SCOPE_FIELDS = ("team", "service", "provider", "model")
+# Scope fields, in nesting order, that are dimensions of spend_1m (and of token_spans).
+SCOPE_FIELDS = ("team", "service", "provider", "model", "api_key")
+# Scope field -> spend_1m column, where the names differ.
+SCOPE_COLUMNS = {"api_key": "api_key_id"}
 # Scope fields that make sense but have no data behind them yet, with the reason.
-UNAVAILABLE_SCOPE_FIELDS = {
-    "api_key": "spans carry no API key id yet (the collector resolves the key to its tenant and keeps "
-               "nothing else), so a budget per API key cannot be measured; see docs/budgets.md",
-}
+UNAVAILABLE_SCOPE_FIELDS: dict[str, str] = {}
 PERIOD_SECONDS_NOMINAL = {"daily": 86_400, "monthly": 30 * 86_400}  # only for validation messages
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -92,6 +91,9 @@ class Scope(BaseModel):
                                 validation_alias=AliasChoices("service", "app"))
     provider: str | None = Field(default=None, min_length=1, max_length=256)
     model: str | None = Field(default=None, min_length=1, max_length=256)
+    # The key id as spans carry it (a key name, or "sha256:<12 hex digits>"; `tokenpulse key-hash`
+    # prints a key's digest, whose first 12 digits make its id).
+    api_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
     @model_validator(mode="before")
     @classmethod

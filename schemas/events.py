@@ -6,8 +6,11 @@ here is a schema change: bump SCHEMA_VERSION and add a migration.
 
 Token counts follow the OTel GenAI conventions: `cached_input_tokens` and
 `cache_creation_input_tokens` are subsets of `input_tokens`; `reasoning_tokens` is a
-subset of `output_tokens`. The model validator enforces that, so no token can be priced
-twice downstream.
+subset of `output_tokens`. Audio tokens (tokenpulse attributes) are subsets as well:
+`input_audio_tokens` of the input tokens *not* read from or written to the cache (cache
+counts may include audio; those are billed at the cache rates), `output_audio_tokens` of
+`output_tokens`. The model validator enforces that, so no token can be priced twice
+downstream. Images and seconds of input audio are counted units of their own.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class CallStatus(str, Enum):
 Label = Field(min_length=1, max_length=MAX_LABEL_CHARS)
 OptionalLabel = Field(default=None, max_length=MAX_LABEL_CHARS)
 TokenCount = Field(default=0, ge=0, le=MAX_TOKENS_PER_CALL)
+UnitCount = Field(default=0, ge=0, le=MAX_TOKENS_PER_CALL)  # images, seconds of audio
 
 
 class TokenSpan(BaseModel):
@@ -49,6 +53,10 @@ class TokenSpan(BaseModel):
 
     # Who: the tenant comes from the sender's API key, never from the payload.
     tenant: str = Label
+    # Which of the tenant's keys sent it: a configured key name or "sha256:<digest prefix>",
+    # never the key (schemas/tenants.py). None for inputs without keys (Kafka topics).
+    # Added without a version bump: optional, so v1 readers and writers agree.
+    api_key_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
     service: str = Label  # OTel resource `service.name`: the app
     team: str = Label
     agent_id: str | None = OptionalLabel
@@ -84,6 +92,16 @@ class TokenSpan(BaseModel):
     cached_input_tokens: int = TokenCount
     cache_creation_input_tokens: int = TokenCount
     reasoning_tokens: int = TokenCount
+    # Audio and image usage (issue #5). Added without a version bump: optional with defaults,
+    # so v1 readers and writers agree. Audio tokens are subsets (see the module docstring).
+    input_audio_tokens: int = TokenCount
+    output_audio_tokens: int = TokenCount
+    input_images: int = UnitCount
+    output_images: int = UnitCount
+    input_audio_seconds: int = UnitCount
+    # The app answered from its own semantic cache (issue #7): no provider call, so it costs 0;
+    # the usage and model above are what the call *would* have used (the savings counterfactual).
+    semantic_cache_hit: bool = False
 
     status: CallStatus = CallStatus.ok
     error_type: str | None = OptionalLabel
@@ -100,6 +118,17 @@ class TokenSpan(BaseModel):
                 "cache read + cache creation tokens "
                 f"({self.cached_input_tokens}+{self.cache_creation_input_tokens}) exceed input_tokens "
                 f"({self.input_tokens}); per OTel GenAI conventions they are subsets of input tokens"
+            )
+        if self.cached_input_tokens + self.cache_creation_input_tokens + self.input_audio_tokens > self.input_tokens:
+            raise ValueError(
+                f"input audio tokens ({self.input_audio_tokens}) plus cache read + creation tokens "
+                f"({self.cached_input_tokens}+{self.cache_creation_input_tokens}) exceed input_tokens "
+                f"({self.input_tokens}); audio tokens are the uncached part of the input tokens"
+            )
+        if self.output_audio_tokens > self.output_tokens:
+            raise ValueError(
+                f"output audio tokens ({self.output_audio_tokens}) exceed output_tokens ({self.output_tokens}); "
+                "audio tokens are a subset of output tokens"
             )
         if self.reasoning_tokens > self.output_tokens:
             raise ValueError(

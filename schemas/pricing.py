@@ -6,10 +6,19 @@ A price per million tokens may have at most 6 decimal places, so the price of on
 has at most 12 and every per-call cost is exact at scale 12 (no rounding anywhere).
 
 Token classes (OTel GenAI conventions): cache-read and cache-creation tokens are subsets of
-input tokens, reasoning tokens a subset of output tokens. A call costs
-    (input - cache_read - cache_creation) * input_price
+input tokens, reasoning tokens a subset of output tokens. Audio tokens (tokenpulse's own
+attributes, no semconv name yet) are subsets too: input audio tokens of the input tokens
+(disjoint from the cache counts: cached audio is billed at the cache-read rate), output
+audio tokens of the output tokens. Images and seconds of audio are units of their own.
+A call costs
+    (input - cache_read - cache_creation - input_audio) * input_price
   + cache_read * cached_input_price + cache_creation * cache_creation_price
-  + output * output_price            # reasoning tokens are billed as output tokens
+  + input_audio * input_audio_price
+  + (output - output_audio) * output_price   # reasoning tokens are billed as output tokens
+  + output_audio * output_audio_price
+  + input_images * input_image_price + output_images * output_image_price
+  + input_audio_seconds * input_audio_second_price
+An audio token is priced at the audio rate *instead of* the text rate, never both.
 """
 
 from __future__ import annotations
@@ -27,6 +36,10 @@ TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
 
 Price = Field(ge=Decimal(0), le=Decimal(1_000_000))
 OptionalPrice = Field(default=None, ge=Decimal(0), le=Decimal(1_000_000))  # None: same as input price
+# USD per unit (one image, one second of audio). None: the model does not charge per unit
+# (its images or audio, if any, are billed through tokens), i.e. 0.
+UnitPrice = Field(default=None, ge=Decimal(0), le=Decimal(100_000))  # fits DECIMAL(18, 12)
+MAX_UNIT_PRICE_DECIMALS = 12  # the price of one unit is used as is, at the cost's scale
 
 
 class ModelPrice(BaseModel):
@@ -41,6 +54,14 @@ class ModelPrice(BaseModel):
     cached_input_usd_per_mtok: Decimal | None = OptionalPrice
     cache_creation_input_usd_per_mtok: Decimal | None = OptionalPrice
     output_usd_per_mtok: Decimal = Price
+    # Audio tokens (a subset of input / output tokens) at their own rate; None: the text rate.
+    input_audio_usd_per_mtok: Decimal | None = OptionalPrice
+    output_audio_usd_per_mtok: Decimal | None = OptionalPrice
+    # Per-unit prices: per image read, per image generated, per second of input audio
+    # (e.g. transcription: USD 0.006 / minute = USD 0.0001 / second).
+    input_image_usd: Decimal | None = UnitPrice
+    output_image_usd: Decimal | None = UnitPrice
+    input_audio_usd_per_second: Decimal | None = UnitPrice
     # A date means 00:00 UTC that day; a datetime may carry a time (naive = UTC).
     effective_from: datetime
     effective_to: datetime | None = None
@@ -68,12 +89,20 @@ class ModelPrice(BaseModel):
         return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
 
     @field_validator(
-        "input_usd_per_mtok", "cached_input_usd_per_mtok", "cache_creation_input_usd_per_mtok", "output_usd_per_mtok"
+        "input_usd_per_mtok", "cached_input_usd_per_mtok", "cache_creation_input_usd_per_mtok", "output_usd_per_mtok",
+        "input_audio_usd_per_mtok", "output_audio_usd_per_mtok",
     )
     @classmethod
     def _at_most_six_decimals(cls, v: Decimal | None) -> Decimal | None:
         if v is not None and v.as_tuple().exponent < -MAX_PRICE_DECIMALS:
             raise ValueError(f"{v} has more than {MAX_PRICE_DECIMALS} decimal places per million tokens")
+        return v
+
+    @field_validator("input_image_usd", "output_image_usd", "input_audio_usd_per_second")
+    @classmethod
+    def _at_most_twelve_decimals(cls, v: Decimal | None) -> Decimal | None:
+        if v is not None and v.as_tuple().exponent < -MAX_UNIT_PRICE_DECIMALS:
+            raise ValueError(f"{v} has more than {MAX_UNIT_PRICE_DECIMALS} decimal places per unit")
         return v
 
     @model_validator(mode="after")
@@ -105,6 +134,26 @@ class ModelPrice(BaseModel):
     @property
     def output_per_token(self) -> Decimal:
         return self.per_token(self.output_usd_per_mtok, self.output_usd_per_mtok)
+
+    @property
+    def input_audio_per_token(self) -> Decimal:
+        return self.per_token(self.input_audio_usd_per_mtok, self.input_usd_per_mtok)
+
+    @property
+    def output_audio_per_token(self) -> Decimal:
+        return self.per_token(self.output_audio_usd_per_mtok, self.output_usd_per_mtok)
+
+    @property
+    def input_image_unit(self) -> Decimal:
+        return self.input_image_usd or Decimal(0)
+
+    @property
+    def output_image_unit(self) -> Decimal:
+        return self.output_image_usd or Decimal(0)
+
+    @property
+    def input_audio_second_unit(self) -> Decimal:
+        return self.input_audio_usd_per_second or Decimal(0)
 
     def effective_from_ms(self) -> int:
         return _date_ms(self.effective_from)
@@ -173,14 +222,21 @@ def _overlaps(a: ModelPrice, b: ModelPrice) -> bool:
 
 
 def call_cost_usd(price: ModelPrice, *, input_tokens: int, cached_input_tokens: int,
-                  cache_creation_input_tokens: int, output_tokens: int) -> Decimal:
+                  cache_creation_input_tokens: int, output_tokens: int, input_audio_tokens: int = 0,
+                  output_audio_tokens: int = 0, input_images: int = 0, output_images: int = 0,
+                  input_audio_seconds: int = 0) -> Decimal:
     """Reference (pure Python) cost of one call; the Flink job computes the same in SQL."""
-    uncached = input_tokens - cached_input_tokens - cache_creation_input_tokens
+    text_input = input_tokens - cached_input_tokens - cache_creation_input_tokens - input_audio_tokens
     return (
-        uncached * price.input_per_token
+        text_input * price.input_per_token
         + cached_input_tokens * price.cached_input_per_token
         + cache_creation_input_tokens * price.cache_creation_per_token
-        + output_tokens * price.output_per_token
+        + input_audio_tokens * price.input_audio_per_token
+        + (output_tokens - output_audio_tokens) * price.output_per_token
+        + output_audio_tokens * price.output_audio_per_token
+        + input_images * price.input_image_unit
+        + output_images * price.output_image_unit
+        + input_audio_seconds * price.input_audio_second_unit
     )
 
 

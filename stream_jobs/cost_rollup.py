@@ -56,8 +56,11 @@ JOB_NAME = "tokenpulse-cost-rollup"
 # Bump when the job's state changes shape (columns carried through dedup, aggregates, keys):
 # checkpoints live under checkpoints/state-v<N>, and a job only resumes from its own layout.
 # Price or profile changes alter literals only and keep the layout (and the running windows).
-STATE_LAYOUT_VERSION = 4
-DIMENSIONS = "tenant, team, service, provider, model, runtime_kind, runtime_id"
+# v5: audio tokens, images, audio seconds, the semantic-cache flag and the API key id carried
+# through dedup; the key id is a window dimension.
+STATE_LAYOUT_VERSION = 5
+# api_key_id: which of the tenant's keys sent the calls ('' for keyless inputs), for per-key budgets.
+DIMENSIONS = "tenant, team, service, provider, model, runtime_kind, runtime_id, api_key_id"
 
 SPAN_COLUMNS = """
   kind STRING, schema_version INT,
@@ -69,13 +72,27 @@ SPAN_COLUMNS = """
   start_ms BIGINT, end_ms BIGINT, received_ms BIGINT,
   input_tokens BIGINT, output_tokens BIGINT, cached_input_tokens BIGINT,
   cache_creation_input_tokens BIGINT, reasoning_tokens BIGINT,
-  status STRING, error_type STRING, service_tier STRING, collector_id STRING"""
+  status STRING, error_type STRING, service_tier STRING, collector_id STRING,
+  input_audio_tokens BIGINT, output_audio_tokens BIGINT, input_images BIGINT, output_images BIGINT,
+  input_audio_seconds BIGINT, semantic_cache_hit BOOLEAN, api_key_id STRING"""
+# Fields added after v1 (optional on the wire) and their value when a record predates them.
+ADDED_COLUMNS = {"input_audio_tokens": "0", "output_audio_tokens": "0", "input_images": "0", "output_images": "0",
+                 "input_audio_seconds": "0", "semantic_cache_hit": "FALSE", "api_key_id": "''"}
 
-PASS_THROUGH = """tenant, service, team, agent_id, agent_name, session_id, tool_name, call_fingerprint,
+_V1_COLUMNS = """tenant, service, team, agent_id, agent_name, session_id, tool_name, call_fingerprint,
   trace_id, span_id, parent_span_id, operation, provider, request_model, response_model, model,
   runtime_kind, runtime_id, start_ms, end_ms, received_ms,
   input_tokens, output_tokens, cached_input_tokens, cache_creation_input_tokens, reasoning_tokens,
   status, error_type, service_tier"""
+PASS_THROUGH = _V1_COLUMNS + ",\n  " + ", ".join(ADDED_COLUMNS)
+SOURCE_COLUMNS = _V1_COLUMNS + ",\n  " + ", ".join(f"COALESCE({c}, {d}) AS {c}" for c, d in ADDED_COLUMNS.items())
+
+
+def billed_sum(column: str) -> str:
+    """Window sum of a usage count over calls that reached a provider: a semantic-cache hit's
+    usage is its counterfactual (token_spans keeps it), not usage anyone billed."""
+    return f"SUM(CASE WHEN semantic_cache_hit THEN 0 ELSE {column} END)"
+
 
 
 def kafka_options(settings: Settings) -> str:
@@ -173,7 +190,7 @@ CREATE TEMPORARY TABLE spans_in ({SPAN_COLUMNS},
     # --- operations ---------------------------------------------------------------------
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW priced AS
-SELECT {PASS_THROUGH}, event_time, proc_time,
+SELECT {SOURCE_COLUMNS}, event_time, proc_time,
   {price_columns},
   {edge_rate_case(edge)} AS p_edge,
   {cloud_equivalent_cost_case(edge, prices)} AS cloud_equivalent_cost
@@ -203,12 +220,14 @@ CREATE TEMPORARY TABLE priced_spans_out ({SPAN_COLUMNS.replace('kind STRING, sch
     t_env.execute_sql(f"""
 CREATE TEMPORARY TABLE rollups_out (
   tenant STRING, team STRING, service STRING, provider STRING, model STRING,
-  runtime_kind STRING, runtime_id STRING,
+  runtime_kind STRING, runtime_id STRING, api_key_id STRING,
   window_start TIMESTAMP(3), window_end TIMESTAMP(3),
   calls BIGINT, error_calls BIGINT, unpriced_calls BIGINT,
   input_tokens BIGINT, cached_input_tokens BIGINT, cache_creation_input_tokens BIGINT,
   output_tokens BIGINT, reasoning_tokens BIGINT, cost_usd DECIMAL(38, 12),
-  edge_cost_usd DECIMAL(38, 12), cloud_equivalent_cost_usd DECIMAL(38, 12)
+  edge_cost_usd DECIMAL(38, 12), cloud_equivalent_cost_usd DECIMAL(38, 12),
+  input_audio_tokens BIGINT, output_audio_tokens BIGINT, input_images BIGINT, output_images BIGINT,
+  input_audio_seconds BIGINT, semantic_cache_hits BIGINT
 ) WITH ({kafka}, 'topic' = '{topics.ROLLUPS_1M.name}', 'sink.delivery-guarantee' = 'at-least-once',
   'format' = 'json', 'json.encode.decimal-as-plain-number' = 'true')""")
 
@@ -222,9 +241,11 @@ FROM classified_spans""")
 INSERT INTO rollups_out
 SELECT {DIMENSIONS}, window_start, window_end,
   COUNT(*), COUNT(*) FILTER (WHERE status = 'error'), COUNT(*) FILTER (WHERE NOT priced),
-  SUM(input_tokens), SUM(cached_input_tokens), SUM(cache_creation_input_tokens),
-  SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_usd),
-  SUM(edge_cost_usd), SUM(cloud_equivalent_cost_usd)
+  {billed_sum('input_tokens')}, {billed_sum('cached_input_tokens')}, {billed_sum('cache_creation_input_tokens')},
+  {billed_sum('output_tokens')}, {billed_sum('reasoning_tokens')}, SUM(cost_usd),
+  SUM(edge_cost_usd), SUM(cloud_equivalent_cost_usd),
+  {billed_sum('input_audio_tokens')}, {billed_sum('output_audio_tokens')}, {billed_sum('input_images')},
+  {billed_sum('output_images')}, {billed_sum('input_audio_seconds')}, COUNT(*) FILTER (WHERE semantic_cache_hit)
 FROM TABLE(TUMBLE(TABLE on_time_spans, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
 GROUP BY {DIMENSIONS}, window_start, window_end""")
     return statements
@@ -236,9 +257,10 @@ def latest_checkpoint(checkpoint_root: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
-def recovery_path(checkpoint_root: Path, resume: bool) -> str | None:
-    """The state-recovery URI a job should start from (shared by both jobs), or None."""
-    chk = latest_checkpoint(checkpoint_root) if resume else None
+def recovery_path(checkpoint_root: Path | None, resume: bool) -> str | None:
+    """The state-recovery URI a job should start from (shared by both jobs), or None.
+    No root: checkpoints belong to the cluster, which restores the job itself."""
+    chk = latest_checkpoint(checkpoint_root) if resume and checkpoint_root is not None else None
     if chk is None:
         return None
     log.info("resuming from checkpoint %s", chk)
@@ -270,7 +292,8 @@ def main(argv: list[str] | None = None) -> None:
     prices = load_price_table(settings.stream.prices_file)
     edge = load_edge_profiles(settings.stream.edge_profiles_file)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    checkpoint_root = settings.paths.state_dir / "flink" / "checkpoints" / f"state-v{STATE_LAYOUT_VERSION}"
+    checkpoint_root = (settings.paths.state_dir / "flink" / "checkpoints" / f"state-v{STATE_LAYOUT_VERSION}"
+                       if settings.stream.checkpoints == "local" else None)  # None: the cluster's storage
     configure(t_env, settings, checkpoint_dir=checkpoint_root)
     jar = args.connector_jar or next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))), None)
     jars = [jar] if jar is not None else []  # on a cluster the jar may come from `flink run -j` instead

@@ -20,11 +20,12 @@ from pyflink.table import TableEnvironment
 
 from tokenpulse.schemas.pricing import PriceTable, price_order
 
+from .pricing_sql import PRICE_COLUMNS
+
 FUNCTION_NAME = "tokenpulse_price_of"
 JAVA_CLASS = "dev.tokenpulse.flink.PriceLookup"
 JOB_PARAMETER = "tokenpulse.prices"
-CLASSES = (("input_per_token", "input", "p_input"), ("cached_input_per_token", "cached", "p_cached"),
-           ("cache_creation_per_token", "cache_creation", "p_cache_creation"), ("output_per_token", "output", "p_output"))
+CLASSES = PRICE_COLUMNS  # (ModelPrice property, price class, column), in PriceLookup.java's field order
 
 
 def catalog_lines(table: PriceTable) -> str:
@@ -50,7 +51,8 @@ def register(t_env: TableEnvironment, table: PriceTable) -> None:
 
 
 def priced_columns() -> str:
-    """The same four p_* columns as pricing_sql.priced_columns(), by lookup."""
+    """The same p_* columns as pricing_sql.priced_columns(), by lookup (audio rates resolved:
+    the text rate where an entry has no audio rate of its own, as cost_expression expects)."""
     return ",\n  ".join(
         f"{FUNCTION_NAME}(provider, model, end_ms, input_tokens, service_tier, '{cls}') AS {alias}"
         for _, cls, alias in CLASSES

@@ -12,6 +12,7 @@ when it was made (event time), including calls replayed or arriving late.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from tokenpulse.schemas.edge_profiles import EdgeProfiles
@@ -30,7 +31,8 @@ COST_TYPE = "DECIMAL(38, 12)"  # stored and summed cost
 CALL_COST_TYPE = "DECIMAL(32, 12)"
 # Token counts are bounded by MAX_TOKENS_PER_CALL (9 digits). Keeping operand precision small
 # matters: Flink reduces the scale of a sum whose precision would exceed 38, which would
-# round the cost. DECIMAL(12,0) * DECIMAL(18,12) = DECIMAL(30,12); four terms stay <= 33.
+# round the cost. DECIMAL(12,0) * DECIMAL(18,12) = DECIMAL(30,12); nine terms added pairwise
+# (_sum) stay <= 34.
 COUNT_TYPE = "DECIMAL(12, 0)"
 
 
@@ -93,28 +95,83 @@ def check_stream_catalog_size(table: PriceTable) -> None:
         )
 
 
+# (ModelPrice property, price class of the Java lookup, SQL column): every price a call may
+# need. The last five are audio-token and per-unit prices (issue #5).
+PRICE_COLUMNS = (
+    ("input_per_token", "input", "p_input"),
+    ("cached_input_per_token", "cached", "p_cached"),
+    ("cache_creation_per_token", "cache_creation", "p_cache_creation"),
+    ("output_per_token", "output", "p_output"),
+    ("input_audio_per_token", "input_audio", "p_input_audio"),
+    ("output_audio_per_token", "output_audio", "p_output_audio"),
+    ("input_image_unit", "input_image", "p_input_image"),
+    ("output_image_unit", "output_image", "p_output_image"),
+    ("input_audio_second_unit", "input_audio_second", "p_input_audio_second"),
+)
+# Audio and per-unit classes are sparse: few entries price them on their own. Each CASE grows
+# the generated method the JIT must compile (bench/README.md: the full nine CASEs made the
+# shipped catalog ~7x slower), so their CASEs list only the entries that can decide them:
+# entries with a price of their own, and every entry sharing a (provider, model name) with
+# one (it may come first in the CASE's order, e.g. a batch tier). Any other call gets the
+# default: NULL for audio tokens (cost_expression COALESCEs it to the text rate), 0 per unit.
+_OWN_FIELD = {"input_audio_per_token": "input_audio_usd_per_mtok", "output_audio_per_token": "output_audio_usd_per_mtok",
+              "input_image_unit": "input_image_usd", "output_image_unit": "output_image_usd",
+              "input_audio_second_unit": "input_audio_usd_per_second"}
+_TEXT_RATE_FALLBACK = {"p_input_audio": "p_input", "p_output_audio": "p_output"}
+
+
+def _sparse_case(table: PriceTable, prop: str, own: str, default: str, time_column: str = "end_ms") -> str:
+    seeds = {(p.provider, n) for p in table.prices if getattr(p, own) is not None for n in p.names}
+    deciding = [p for p in price_order(table.prices) if any((p.provider, n) in seeds for n in p.names)]
+    if not deciding:
+        return default
+    branches = [f"WHEN {_condition(p, time_column)} THEN "
+                + (_decimal_literal(getattr(p, prop)) if getattr(p, own) is not None else default)
+                for p in deciding]
+    return "CASE " + " ".join(branches) + f" ELSE {default} END"
+
+
 def priced_columns(table: PriceTable, null=flink_null) -> str:
-    """SELECT-list fragment adding the four per-token prices to a spans relation."""
-    return ",\n  ".join(
-        f"{price_case(table, prop, null=null)} AS {alias}"
-        for prop, alias in (
-            ("input_per_token", "p_input"),
-            ("cached_input_per_token", "p_cached"),
-            ("cache_creation_per_token", "p_cache_creation"),
-            ("output_per_token", "p_output"),
-        )
-    )
+    """SELECT-list fragment adding the per-token and per-unit prices (PRICE_COLUMNS) to a spans relation."""
+    columns = []
+    for prop, _, alias in PRICE_COLUMNS:
+        own = _OWN_FIELD.get(prop)
+        if own is None:
+            value = price_case(table, prop, null=null)
+        else:
+            default = null(PRICE_TYPE) if alias in _TEXT_RATE_FALLBACK else f"CAST(0 AS {PRICE_TYPE})"
+            value = _sparse_case(table, prop, own, default)
+        columns.append(f"{value} AS {alias}")
+    return ",\n  ".join(columns)
+
+
+def _sum(terms: list[str]) -> str:
+    """a + b + ... added pairwise: a balanced sum keeps the DECIMAL precision Flink derives low
+    (each addition adds one digit; a chain of nine would reach 38 and round the scale)."""
+    while len(terms) > 1:
+        terms = [f"({terms[i]} + {terms[i + 1]})" if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def cost_expression() -> str:
-    """Cost of one call from the columns priced_columns() adds; mirrors pricing.call_cost_usd."""
-    uncached = "input_tokens - cached_input_tokens - cache_creation_input_tokens"
-    return (
-        f"CAST(CAST({uncached} AS {COUNT_TYPE}) * p_input"
-        f" + CAST(cached_input_tokens AS {COUNT_TYPE}) * p_cached"
-        f" + CAST(cache_creation_input_tokens AS {COUNT_TYPE}) * p_cache_creation"
-        f" + CAST(output_tokens AS {COUNT_TYPE}) * p_output AS {CALL_COST_TYPE})"
-    )
+    """Cost of one call from the columns priced_columns() adds; mirrors pricing.call_cost_usd.
+
+    Audio tokens are taken out of the text counts, so each token is priced once."""
+    def n(count: str) -> str:
+        return f"CAST({count} AS {COUNT_TYPE})"
+
+    terms = [
+        f"{n('input_tokens - cached_input_tokens - cache_creation_input_tokens - input_audio_tokens')} * p_input",
+        f"{n('cached_input_tokens')} * p_cached",
+        f"{n('cache_creation_input_tokens')} * p_cache_creation",
+        f"{n('input_audio_tokens')} * COALESCE(p_input_audio, p_input)",
+        f"{n('output_tokens - output_audio_tokens')} * p_output",
+        f"{n('output_audio_tokens')} * COALESCE(p_output_audio, p_output)",
+        f"{n('input_images')} * p_input_image",
+        f"{n('output_images')} * p_output_image",
+        f"{n('input_audio_seconds')} * p_input_audio_second",
+    ]
+    return f"CAST({_sum(terms)} AS {CALL_COST_TYPE})"
 
 
 # --- edge runtimes -----------------------------------------------------------------------
@@ -139,13 +196,11 @@ def edge_cost_expression() -> str:
 
 def _literal_cost(p: ModelPrice) -> str:
     """cost_expression() with one price's literals in place of the p_* columns."""
-    return (
-        cost_expression()
-        .replace("p_input", _decimal_literal(p.input_per_token))
-        .replace("p_cached", _decimal_literal(p.cached_input_per_token))
-        .replace("p_cache_creation", _decimal_literal(p.cache_creation_per_token))
-        .replace("p_output", _decimal_literal(p.output_per_token))
-    )
+    expr = cost_expression()
+    # Whole names only: p_input is a prefix of p_input_audio and p_input_image.
+    for prop, _, alias in PRICE_COLUMNS:
+        expr = re.sub(rf"\b{alias}\b", _decimal_literal(getattr(p, prop)), expr)
+    return expr
 
 
 def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_column: str = "end_ms",
@@ -172,13 +227,18 @@ def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_c
 def cost_columns() -> str:
     """The stored money columns, from the p_* / p_edge / cloud_equivalent_cost columns.
 
-    Shared by the stream job and `tokenpulse reprice`, so both price a span identically.
-    """
+    Shared by the stream job and `tokenpulse reprice`, so both price a span identically. A
+    semantic-cache hit made no provider call (nor used a runtime): it costs 0; what it would
+    have cost is the savings evaluator's counterfactual (insights/jevons.py)."""
     zero = f"CAST(0 AS {CALL_COST_TYPE})"
+
+    def unless_hit(expr: str) -> str:
+        return f"CAST(CASE WHEN semantic_cache_hit THEN {zero} ELSE {expr} END AS {COST_TYPE})"
+
     return (
         "p_input IS NOT NULL AS priced,\n"
-        f"  CAST(COALESCE({cost_expression()}, {zero}) + COALESCE({edge_cost_expression()}, {zero}) AS {COST_TYPE})"
+        f"  {unless_hit(f'COALESCE({cost_expression()}, {zero}) + COALESCE({edge_cost_expression()}, {zero})')}"
         " AS cost_usd,\n"
-        f"  CAST(COALESCE({edge_cost_expression()}, {zero}) AS {COST_TYPE}) AS edge_cost_usd,\n"
-        f"  CAST(COALESCE(cloud_equivalent_cost, {zero}) AS {COST_TYPE}) AS cloud_equivalent_cost_usd"
+        f"  {unless_hit(f'COALESCE({edge_cost_expression()}, {zero})')} AS edge_cost_usd,\n"
+        f"  {unless_hit(f'COALESCE(cloud_equivalent_cost, {zero})')} AS cloud_equivalent_cost_usd"
     )

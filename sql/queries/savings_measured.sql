@@ -1,14 +1,15 @@
--- Question: what did prompt caching, model routing and edge serving actually save us, measured
--- on our own calls rather than claimed? Per tenant, team, app and lever over [from, to):
+-- Question: what did prompt caching, model routing, edge serving and the app's semantic cache
+-- actually save us, measured on our own calls rather than claimed? Per tenant, team, app and lever over [from, to):
 -- what was paid, what the same calls would have cost without the lever (counterfactual), the
 -- realized saving (negative = the lever cost money, e.g. cache writes never read back, or
 -- routing up to a pricier model) and the calls where no counterfactual price exists.
 --   prompt_cache  cloud calls with cache reads/writes: every input token at the input price
 --   routing       served model != request_model: the same tokens at the requested model
 --   edge          edge calls: the runtime profile's cloud-equivalent cost vs hardware + energy
+--   semantic_cache  spans flagged tokenpulse.cache.semantic_hit (answered from the app's own
+--                 cache, paid 0): the usage they carry priced at their model
 -- Source: savings_daily (insights/jevons.py SavingsEvaluator; counterfactuals priced by the
--- stream job's generated catalog SQL at each call's event time). Not covered: semantic-cache
--- hits (spans carry no flag for them yet, see docs/spend_intelligence.md).
+-- stream job's generated catalog SQL at each call's event time; docs/spend_intelligence.md).
 -- Parameters: from (YYYY-MM-DD), to (YYYY-MM-DD, exclusive)
 SELECT
     tenant, team, service, lever,

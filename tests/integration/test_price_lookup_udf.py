@@ -1,6 +1,7 @@
 """The Java price lookup (for large catalogs) prices every call exactly as the generated CASE
 and schemas/pricing.py do: one bounded Flink job over thousands of generated calls against a
-catalog with periods, context tiers, service tiers and aliases. No Kafka needed."""
+catalog with periods, context tiers, service tiers, aliases, audio-token rates and per-unit
+(image, audio-second) prices. No Kafka needed."""
 
 from __future__ import annotations
 
@@ -30,7 +31,14 @@ def large_catalog(rnd: random.Random) -> PriceTable:
                   "aliases": [f"model-{i}-latest"] if i % 3 == 0 else [], "source": "generated test catalog"}
         extra.append({**common, "input_usd_per_mtok": base, "output_usd_per_mtok": base * 4,
                       "cached_input_usd_per_mtok": base / 10, "effective_from": T0, "effective_to": change})
-        extra.append({**common, "input_usd_per_mtok": base / 2, "output_usd_per_mtok": base * 2, "effective_from": change})
+        media = {}  # every other model also charges for audio and images (issue #5)
+        if i % 2 == 0:
+            media = {"input_audio_usd_per_mtok": base * 16, "output_audio_usd_per_mtok": base * 32,
+                     "output_image_usd": Decimal(rnd.randint(1, 120)) / 1000,
+                     "input_image_usd": Decimal(rnd.randint(0, 50)) / 10000,
+                     "input_audio_usd_per_second": Decimal(rnd.randint(1, 300)) / 10**6}
+        extra.append({**common, **media, "input_usd_per_mtok": base / 2, "output_usd_per_mtok": base * 2,
+                      "effective_from": change})
         if i % 4 == 0:  # a context tier and a batch tier
             extra.append({**common, "input_usd_per_mtok": base * 2, "output_usd_per_mtok": base * 8,
                           "min_input_tokens": 200_000, "effective_from": T0})
@@ -68,8 +76,11 @@ def test_lookup_function_matches_the_reference_pricer_on_a_large_catalog():
     for call in calls:
         provider, model, end_ms, input_tokens, tier = call
         p = table.price_at(provider, model, end_ms, input_tokens, tier)
-        expected = (None,) * 4 if p is None else (p.input_per_token, p.cached_input_per_token,
-                                                  p.cache_creation_per_token, p.output_per_token)
+        expected = (None,) * len(price_lookup.CLASSES) if p is None else tuple(
+            getattr(p, prop) for prop, _, _ in price_lookup.CLASSES)
         assert got[call] == expected, call
         priced += p is not None
     assert 1000 < priced < len(calls)  # both priced and unpriced calls were exercised
+    with_media = sum(1 for call in calls if (p := table.price_at(*call[:2], call[2], call[3], call[4]))
+                     and p.output_image_usd is not None)
+    assert with_media > 100  # and calls whose entry prices audio and images

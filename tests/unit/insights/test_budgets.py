@@ -34,12 +34,12 @@ def tenant():
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def spend_row(tenant, at, cost, team="search", model="gpt-4o", part=""):
-    d = dict(tenant=tenant, team=team, service="svc", provider="openai", model=model, runtime_kind="cloud",
+def spend_row(tenant, at, cost, team="search", model="gpt-4o", part="", api_key_id=""):
+    d = dict(tenant=tenant, team=team, api_key_id=api_key_id, service="svc", provider="openai", model=model, runtime_kind="cloud",
              runtime_id="openai", window_start=at, part=part, calls=1, error_calls=0, unpriced_calls=0,
              input_tokens=100, cached_input_tokens=0, cache_creation_input_tokens=0, output_tokens=10,
              reasoning_tokens=0, cost_usd=Decimal(cost), edge_cost_usd=Decimal(0), cloud_equivalent_cost_usd=Decimal(0))
-    return [d[c] for c in rows.SPEND_1M_COLUMNS]
+    return [d.get(c, 0) for c in rows.SPEND_1M_COLUMNS]  # usage counts added later (0014) default to 0
 
 
 def insert(store, *spend_rows):
@@ -77,7 +77,7 @@ def test_shipped_budgets_file_validates_and_derives_the_nesting():
 
 
 @pytest.mark.parametrize("scope, message", [
-    ({"tenant": "acme", "api_key": "k1"}, "api_key' is not available"),
+    ({"tenant": "acme", "api_key": "not a key id!"}, "api_key"),
     ({"tenant": "acme", "agent": "x"}, "unknown scope field"),
     ({"tenant": "Acme!"}, "tenant"),
 ])
@@ -141,6 +141,27 @@ def test_a_call_counts_against_every_containing_budget_and_the_alert_names_the_o
     assert team_alert.team == "search" and team_alert.kind == "budget"
     assert f"budget {tenant}-search " in team_alert.summary and f"counts toward {tenant}-all" in team_alert.summary
     assert team_alert.dedupe_key == f"{tenant}/budget/{tenant}-search/2025-11-01/threshold_50"
+
+
+def test_an_api_key_budget_counts_only_that_keys_calls_and_nests_in_the_tenant(store, query, tenant):
+    at = datetime(2025, 11, 10, 9, tzinfo=UTC)
+    # one minute, one team and model, three keys: the rows must stay apart (api_key_id is in the key)
+    insert(store, spend_row(tenant, at, "60.00", api_key_id="ci-bot"),
+           spend_row(tenant, at, "25.00", api_key_id="sha256:a2fb8545fcd4"), spend_row(tenant, at, "5.00"))
+    insert(store, spend_row(tenant, at, "60.00", api_key_id="ci-bot"))  # re-delivered: replaces itself
+    cfg = config(budget(f"{tenant}-all", {"tenant": tenant}, "1000", **QUIET),
+                 budget(f"{tenant}-ci", {"tenant": tenant, "api_key": "ci-bot"}, "100", **QUIET),
+                 budget(f"{tenant}-ci-search", {"tenant": tenant, "team": "search", "api_key": "ci-bot"}, "80", **QUIET))
+    tables, alerts = BudgetEvaluator(cfg).evaluate(query, at + timedelta(hours=1))
+    st = status(tables)
+    assert st[f"{tenant}-all"]["spend_usd"] == Decimal("90.00")
+    assert st[f"{tenant}-ci"]["spend_usd"] == Decimal("60.00")
+    assert st[f"{tenant}-ci-search"]["spend_usd"] == Decimal("60.00")
+    assert st[f"{tenant}-ci"]["scope"] == f"{tenant}/api_key=ci-bot"
+    assert st[f"{tenant}-ci-search"]["parents"] == [f"{tenant}-ci", f"{tenant}-all"]
+    # 60 % of the key's $100, 75 % of its team slice's $80; 9 % of the tenant's
+    assert sorted((a.evidence["budget_id"], a.rule) for a in alerts) == [
+        (f"{tenant}-ci", "threshold_50"), (f"{tenant}-ci-search", "threshold_50")]
 
 
 # ---------------------------------------------------------------- thresholds and incidents

@@ -31,7 +31,7 @@ def spend_row(tenant, at, cost, team="search", model="gpt-4o"):
              runtime_id="openai", window_start=at, part="", calls=1, error_calls=0, unpriced_calls=0,
              input_tokens=100, cached_input_tokens=0, cache_creation_input_tokens=0, output_tokens=10,
              reasoning_tokens=0, cost_usd=Decimal(cost), edge_cost_usd=Decimal(0), cloud_equivalent_cost_usd=Decimal(0))
-    return [d[c] for c in rows.SPEND_1M_COLUMNS]
+    return [d.get(c, 0) for c in rows.SPEND_1M_COLUMNS]  # usage counts added later (0014) default to 0
 
 
 def every(start, end, step_min, cost, tenant, **kw):

@@ -23,7 +23,7 @@ def spend_row(tenant, at, cost):
              runtime_id="openai", window_start=at, part="", calls=1, error_calls=0, unpriced_calls=0,
              input_tokens=100, cached_input_tokens=0, cache_creation_input_tokens=0, output_tokens=10,
              reasoning_tokens=0, cost_usd=D(cost), edge_cost_usd=D(0), cloud_equivalent_cost_usd=D(0))
-    return [d[c] for c in rows.SPEND_1M_COLUMNS]
+    return [d.get(c, 0) for c in rows.SPEND_1M_COLUMNS]  # usage counts added later (0014) default to 0
 
 
 def band(f):

@@ -35,7 +35,7 @@ def day_row(tenant, team, app, day, tokens, cost):
                input_tokens=tokens, cached_input_tokens=0, cache_creation_input_tokens=0, output_tokens=0,
                reasoning_tokens=0, cost_usd=Decimal(cost), edge_cost_usd=Decimal(0),
                cloud_equivalent_cost_usd=Decimal(0))
-    return [row[c] for c in rows.SPEND_1M_COLUMNS]
+    return [row.get(c, 0) for c in rows.SPEND_1M_COLUMNS]  # usage counts added later (0014) default to 0
 
 
 def days(first, n):

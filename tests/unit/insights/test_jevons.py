@@ -32,7 +32,7 @@ def minute_row(tenant, team, app, model, day, tokens, cost, part="", minute=12 *
                input_tokens=tokens * 4 // 5, cached_input_tokens=0, cache_creation_input_tokens=0,
                output_tokens=tokens - tokens * 4 // 5, reasoning_tokens=0, cost_usd=Decimal(cost),
                edge_cost_usd=Decimal(0), cloud_equivalent_cost_usd=Decimal(0))
-    return [row[c] for c in rows.SPEND_1M_COLUMNS]
+    return [row.get(c, 0) for c in rows.SPEND_1M_COLUMNS]  # usage counts added later (0014) default to 0
 
 
 def week(tenant, team, app, model, monday, tokens_per_day, cost_per_day):

@@ -31,7 +31,7 @@ _n = iter(range(1, 10_000))
 
 def span(tenant, *, provider, model, cost, request_model=None, response_model=None, inp=0, cached=0, cw=0, out=0,
          at=DAY, runtime_kind="cloud", runtime_id=None, edge_cost="0", cloud_equivalent="0", session_id=None,
-         trace_id=None, team="t1", service="app"):
+         trace_id=None, team="t1", service="app", semantic_cache_hit=False):
     i = next(_n)
     end_ms = int(at.timestamp() * 1000)
     doc = dict(tenant=tenant, service=service, team=team, trace_id=trace_id or f"{i:032x}", span_id=f"{i:016x}",
@@ -40,7 +40,8 @@ def span(tenant, *, provider, model, cost, request_model=None, response_model=No
                start_ms=end_ms - 2000, end_ms=end_ms, received_ms=end_ms, input_tokens=inp,
                cached_input_tokens=cached, cache_creation_input_tokens=cw, output_tokens=out, status="ok",
                priced=True, cost_usd=Decimal(cost), edge_cost_usd=Decimal(edge_cost),
-               cloud_equivalent_cost_usd=Decimal(cloud_equivalent), is_late=False, session_id=session_id)
+               cloud_equivalent_cost_usd=Decimal(cloud_equivalent), is_late=False, session_id=session_id,
+               semantic_cache_hit=semantic_cache_hit)
     return rows.priced_span_row(doc)
 
 
@@ -81,6 +82,12 @@ def tenant(store):
         # no lever at all, and a cached call outside the lookback: no rows
         span(t, provider="openai", model="gpt-4o", inp=1_000, out=1_000, cost="0.0125"),
         span(t, provider="openai", model="gpt-4o", inp=1_000, cached=1_000, cost="0.00125", at=DAY - timedelta(days=9)),
+        # semantic-cache hit (paid 0): would have been 3k x 2.5 + 1k cached x 1.25 + 500 x 10 = $0.01375 on
+        # gpt-4o; its cache reads and differing request model are not prompt-cache or routing savings
+        span(t, provider="openai", model="gpt-4o", request_model="gpt-4.1", inp=4_000, cached=1_000, out=500,
+             cost="0", semantic_cache_hit=True),
+        # a hit naming a model the catalog does not know: counted, no saving guessed
+        span(t, provider="openai", model="in-house-model", inp=100, out=10, cost="0", semantic_cache_hit=True),
     ]
     store.insert("token_spans", spans, column_names=rows.TOKEN_SPAN_COLUMNS)
     store.insert("token_spans", spans[:1], column_names=rows.TOKEN_SPAN_COLUMNS)  # re-delivered: counts once
@@ -94,7 +101,9 @@ def test_savings_rows_by_hand(store, tenant):
     assert set(by) == {(date(2025, 11, 20), "prompt_cache", "claude-sonnet-4"),
                        (date(2025, 11, 19), "prompt_cache", "gpt-4o"),
                        (date(2025, 11, 20), "routing", "gpt-4o-mini"),
-                       (date(2025, 11, 20), "edge", "llama3.1:8b")}
+                       (date(2025, 11, 20), "edge", "llama3.1:8b"),
+                       (date(2025, 11, 20), "semantic_cache", "gpt-4o"),
+                       (date(2025, 11, 20), "semantic_cache", "in-house-model")}
     cache = by[(date(2025, 11, 20), "prompt_cache", "claude-sonnet-4")]
     assert (cache["calls"], cache["lever_tokens"]) == (1, 90_000)
     assert (cache["actual_cost_usd"], cache["counterfactual_cost_usd"], cache["saving_usd"]) == (
@@ -106,6 +115,12 @@ def test_savings_rows_by_hand(store, tenant):
         Decimal("0.0027"), Decimal("0.045"), Decimal("0.0423"))
     edge = by[(date(2025, 11, 20), "edge", "llama3.1:8b")]
     assert (edge["calls"], edge["uncounted_calls"], edge["saving_usd"]) == (1, 1, Decimal("0.0017"))
+    hit = by[(date(2025, 11, 20), "semantic_cache", "gpt-4o")]
+    assert (hit["calls"], hit["lever_tokens"], hit["uncounted_calls"]) == (1, 4_500, 0)
+    assert (hit["actual_cost_usd"], hit["counterfactual_cost_usd"], hit["saving_usd"]) == (
+        Decimal(0), Decimal("0.01375"), Decimal("0.01375"))
+    unknown = by[(date(2025, 11, 20), "semantic_cache", "in-house-model")]
+    assert (unknown["calls"], unknown["uncounted_calls"], unknown["saving_usd"]) == (0, 1, Decimal(0))
 
 
 def test_saved_query_totals_by_lever(store, tenant):

@@ -58,9 +58,9 @@ def stream_rollup_row(docs):
     start = datetime.fromtimestamp(d0["end_ms"] // 60000 * 60, tz=timezone.utc)
     row.update(window_start=start, part="", calls=len(docs), error_calls=0,
                unpriced_calls=sum(not d["priced"] for d in docs), cost_usd=sum(d["cost_usd"] for d in docs),
-               edge_cost_usd=Decimal(0), cloud_equivalent_cost_usd=Decimal(0),
-               **{f: sum(d.get(f, 0) for d in docs) for f in ("input_tokens", "cached_input_tokens",
-                  "cache_creation_input_tokens", "output_tokens", "reasoning_tokens")})
+               edge_cost_usd=Decimal(0), cloud_equivalent_cost_usd=Decimal(0), semantic_cache_hits=0,
+               api_key_id="",
+               **{f: sum(d.get(f, 0) for d in docs) for f in rows.USAGE_COUNTS})
     return [row[c] for c in rows.SPEND_1M_COLUMNS]
 
 

@@ -35,3 +35,16 @@ def test_yaml_output_loads_back_as_a_valid_price_table():
     table = import_file(FIXTURE, effective_from=date(2026, 11, 1), source="LiteLLM copy").table
     again = PriceTable.model_validate(yaml.safe_load(to_yaml(table)))
     assert again == table
+
+
+def test_audio_token_image_and_second_prices_are_imported():
+    result = import_file(FIXTURE, effective_from=date(2026, 11, 1), source="LiteLLM copy")
+    by_model = {p.model: p for p in result.table.prices}
+    audio = by_model["gpt-4o-audio-preview-2024-12-17"]
+    assert (audio.input_audio_usd_per_mtok, audio.output_audio_usd_per_mtok) == (Decimal("40"), Decimal("80"))
+    whisper = by_model["whisper-1"]  # transcription: per second of input audio, no token price
+    assert (whisper.input_audio_usd_per_second, whisper.input_usd_per_mtok) == (Decimal("0.0001"), Decimal(0))
+    imagen = by_model["imagen-4.0-generate-001"]
+    assert (imagen.provider, imagen.output_image_usd) == ("gcp.gemini", Decimal("0.04"))
+    assert by_model["gemini-1.0-pro-vision"].input_image_usd == Decimal("0.0025")
+    assert "not token-priced" in dict(result.skipped)["tts-1"]  # per character: not a unit tokenpulse prices

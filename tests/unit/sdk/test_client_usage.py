@@ -199,3 +199,58 @@ def test_anthropic_dict_form_and_missing_usage():
     assert anthropic_usage_attributes(message.model_dump()) == anthropic_usage_attributes(message)
     assert anthropic_usage_attributes({"model": "claude-x"}) == {sc.RESPONSE_MODEL: "claude-x"}
     assert anthropic_usage_attributes(None) == {}
+
+
+def test_openai_audio_tokens_are_priced_at_the_audio_rate_once(recorded):
+    """gpt-4o-audio-preview: audio tokens are part of prompt/completion tokens; they move from
+    the text rate to the audio rate (issue #5), they are not added on top."""
+    usage = {"prompt_tokens": 1500, "completion_tokens": 900, "total_tokens": 2400,
+             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 1200},
+             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 700}}
+    response = ChatCompletion.model_validate({
+        "id": "chatcmpl-2", "object": "chat.completion", "created": 1760000000, "model": "gpt-4o-audio-preview-2024-12-17",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+        "usage": usage})
+    attrs, event = recorded("openai", "gpt-4o-audio-preview", response, set_openai_usage)
+    assert (attrs["tokenpulse.usage.input_audio_tokens"], attrs["tokenpulse.usage.output_audio_tokens"]) == (1200, 700)
+    assert (event.input_tokens, event.input_audio_tokens, event.output_tokens, event.output_audio_tokens) == \
+        (1500, 1200, 900, 700)
+    price = load_price_table().price_at("openai", event.model, 1760000000000)
+    cost = call_cost_usd(price, input_tokens=1500, cached_input_tokens=0, cache_creation_input_tokens=0,
+                         output_tokens=900, input_audio_tokens=1200, output_audio_tokens=700)
+    # 300 text in at $2.50, 1200 audio in at $40, 200 text out at $10, 700 audio out at $80 (per MTok)
+    assert cost == Decimal("0.00075") + Decimal("0.048") + Decimal("0.002") + Decimal("0.056")
+
+
+def test_realtime_cached_audio_stays_with_the_cache_reads():
+    usage = {"input_tokens": 2000, "output_tokens": 400, "total_tokens": 2400,
+             "input_token_details": {"cached_tokens": 1500, "text_tokens": 500, "audio_tokens": 1500,
+                                     "cached_tokens_details": {"text_tokens": 500, "audio_tokens": 1000}},
+             "output_token_details": {"text_tokens": 100, "audio_tokens": 300}}
+    attrs = openai_usage_attributes({"model": "gpt-realtime", "usage": usage})
+    assert attrs[sc.CACHE_READ_INPUT_TOKENS] == 1500
+    assert attrs["tokenpulse.usage.input_audio_tokens"] == 500  # 1500 audio, 1000 of them cached
+    assert attrs["tokenpulse.usage.output_audio_tokens"] == 300
+    # without the cached split, audio beyond the uncached input must have come from the cache
+    del usage["input_token_details"]["cached_tokens_details"]
+    assert openai_usage_attributes({"usage": usage})["tokenpulse.usage.input_audio_tokens"] == 500
+
+
+def test_set_usage_records_images_and_audio_seconds(recorded):
+    def setter(call, _):
+        call.set_usage(input_tokens=30, output_tokens=0, output_images=3)
+
+    attrs, event = recorded("gcp.gemini", "imagen-4.0-generate-001", None, setter)
+    assert attrs["tokenpulse.usage.output_images"] == 3 and "tokenpulse.usage.input_audio_seconds" not in attrs
+    assert (event.output_images, event.input_images, event.input_audio_seconds) == (3, 0, 0)
+
+
+def test_semantic_cache_hit_is_flagged_with_its_counterfactual_usage(recorded):
+    def setter(call, _):  # the usage stored with the cached answer: what the call would have used
+        call.set_usage(input_tokens=4000, output_tokens=500, cached_input_tokens=1000)
+
+    attrs, event = recorded("openai", "gpt-4o", None, setter, semantic_cache_hit=True)
+    assert attrs["tokenpulse.cache.semantic_hit"] is True
+    assert event.semantic_cache_hit and (event.input_tokens, event.output_tokens) == (4000, 500)
+    attrs, event = recorded("openai", "gpt-4o", None, setter)
+    assert "tokenpulse.cache.semantic_hit" not in attrs and not event.semantic_cache_hit

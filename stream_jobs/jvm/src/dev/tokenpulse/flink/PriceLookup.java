@@ -21,30 +21,38 @@ import org.apache.flink.table.functions.ScalarFunction;
  * tab-separated lines written by stream_jobs/price_lookup.py, one per (entry, model name),
  * already in the CASE's order (service-tier entries first, then higher context tiers):
  * {@code provider, name, from_ms, to_ms|-, min_input_tokens, service_tier, input, cached,
- * cache_creation, output} (prices per token, plain decimals, scale <= 12). The first entry
+ * cache_creation, output, input_audio, output_audio, input_image, output_image,
+ * input_audio_second} (per-token and per-unit prices, plain decimals, scale <= 12). The first entry
  * of a (provider, model) list that applies wins, exactly like the CASE and
  * schemas/pricing.py's price_at: the call's period, its input tokens at or above the
  * entry's threshold, and the entry's tier either "standard" or the call's own.
  *
- * <p>{@code eval(..., priceClass)} returns the per-token price for "input", "cached",
- * "cache_creation" or "output", or NULL when no entry applies (an unpriced call).
+ * <p>{@code eval(..., priceClass)} returns the price of one unit of that class (one of
+ * {@link #CLASSES}), or NULL when no entry applies (an unpriced call).
  */
 public class PriceLookup extends ScalarFunction {
     public static final String PARAMETER = "tokenpulse.prices";
+    /** Price classes in the order of a catalog line's price fields (price_lookup.CLASSES). */
+    static final String[] CLASSES = {"input", "cached", "cache_creation", "output", "input_audio", "output_audio",
+            "input_image", "output_image", "input_audio_second"};
+    private static final int FIXED_FIELDS = 6;
 
     private static final class Entry {
         final long fromMs;
         final long toMs; // Long.MAX_VALUE: open-ended
         final long minInputTokens;
         final String serviceTier;
-        final BigDecimal[] prices; // input, cached, cache_creation, output
+        final BigDecimal[] prices; // in CLASSES order
 
         Entry(String[] f) {
             fromMs = Long.parseLong(f[2]);
             toMs = f[3].equals("-") ? Long.MAX_VALUE : Long.parseLong(f[3]);
             minInputTokens = Long.parseLong(f[4]);
             serviceTier = f[5];
-            prices = new BigDecimal[] {new BigDecimal(f[6]), new BigDecimal(f[7]), new BigDecimal(f[8]), new BigDecimal(f[9])};
+            prices = new BigDecimal[CLASSES.length];
+            for (int i = 0; i < CLASSES.length; i++) {
+                prices[i] = new BigDecimal(f[FIXED_FIELDS + i]);
+            }
         }
 
         boolean applies(long endMs, long inputTokens, String tier) {
@@ -65,8 +73,9 @@ public class PriceLookup extends ScalarFunction {
                 continue;
             }
             String[] f = line.split("\t", -1);
-            if (f.length != 10) {
-                throw new IllegalArgumentException("price catalog line has " + f.length + " fields, expected 10: " + line);
+            if (f.length != FIXED_FIELDS + CLASSES.length) {
+                throw new IllegalArgumentException("price catalog line has " + f.length + " fields, expected "
+                        + (FIXED_FIELDS + CLASSES.length) + ": " + line);
             }
             byModel.computeIfAbsent(key(f[0], f[1]), k -> new ArrayList<>()).add(new Entry(f));
         }
@@ -77,13 +86,12 @@ public class PriceLookup extends ScalarFunction {
     }
 
     private static int classIndex(String priceClass) {
-        switch (priceClass) {
-            case "input": return 0;
-            case "cached": return 1;
-            case "cache_creation": return 2;
-            case "output": return 3;
-            default: throw new IllegalArgumentException("unknown price class " + priceClass);
+        for (int i = 0; i < CLASSES.length; i++) {
+            if (CLASSES[i].equals(priceClass)) {
+                return i;
+            }
         }
+        throw new IllegalArgumentException("unknown price class " + priceClass);
     }
 
     public @DataTypeHint("DECIMAL(18, 12)") BigDecimal eval(String provider, String model, Long endMs, Long inputTokens,

@@ -1,0 +1,12 @@
+-- Rows of one minute that differed only by api_key_id replace each other once the key is gone:
+-- rebuild the rollups afterwards (queries/rebuild_spend_1m.sql) if per-key rows existed.
+ALTER TABLE spend_1m MODIFY ORDER BY (tenant, window_start, team, service, provider, model, runtime_kind, runtime_id, part);
+ALTER TABLE spend_1m DROP COLUMN IF EXISTS api_key_id;
+ALTER TABLE spend_1m
+    DROP COLUMN IF EXISTS semantic_cache_hits,
+    DROP COLUMN IF EXISTS input_audio_seconds, DROP COLUMN IF EXISTS output_images, DROP COLUMN IF EXISTS input_images,
+    DROP COLUMN IF EXISTS output_audio_tokens, DROP COLUMN IF EXISTS input_audio_tokens;
+ALTER TABLE token_spans
+    DROP COLUMN IF EXISTS api_key_id, DROP COLUMN IF EXISTS semantic_cache_hit,
+    DROP COLUMN IF EXISTS input_audio_seconds, DROP COLUMN IF EXISTS output_images, DROP COLUMN IF EXISTS input_images,
+    DROP COLUMN IF EXISTS output_audio_tokens, DROP COLUMN IF EXISTS input_audio_tokens
