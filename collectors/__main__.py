@@ -23,6 +23,7 @@ from .kafka_writer import HeartbeatThread, SpanWriter, WriteFailed
 from .metrics import CollectorMetrics
 from .otlp_grpc import make_grpc_server, server_credentials
 from .otlp_http import TraceReceiver, make_server, server_tls_context
+from .outcome_intake import OutcomeIntake, OutcomeWriter
 
 log = logging.getLogger("tokenpulse.collector")
 
@@ -64,7 +65,8 @@ def run(settings: Settings) -> None:
     if board is not None:
         client_id = f"tokenpulse-{cfg.collector_id}-breakers"
         feed = BreakerFeed(board, lambda: KafkaAlertConsumer(settings.kafka, client_id=client_id))
-    server = make_server(receiver, cfg, board, tls=server_tls_context(cfg))
+    outcome_writer = OutcomeWriter(settings.kafka, client_id=cfg.collector_id, timeout_s=cfg.produce_timeout_s)
+    server = make_server(receiver, cfg, board, tls=server_tls_context(cfg), outcomes=OutcomeIntake(outcome_writer))
     grpc_server = None
     if cfg.grpc_enabled:
         grpc_server, _ = make_grpc_server(receiver, host=cfg.host, port=cfg.grpc_port,
@@ -97,6 +99,7 @@ def run(settings: Settings) -> None:
         heartbeats.stop()
         server.server_close()
         writer.close()
+        outcome_writer.close()
         log.info("collector stopped")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaConsumer
 
 from tokenpulse.schemas import topics
+from tokenpulse.schemas.outcomes import OUTCOME_COLUMNS, OutcomeEvent, outcome_row
 from tokenpulse.settings import KafkaSettings, LoaderSettings
 
 from . import rows
@@ -24,7 +25,7 @@ from .clickhouse import LockedClient
 log = logging.getLogger(__name__)
 
 SOURCE_TOPICS = (topics.PRICED_SPANS.name, topics.ROLLUPS_1M.name, topics.DEAD_LETTERS.name,
-                 topics.ALERTS.name, topics.ALERT_DISPATCHES.name)
+                 topics.ALERTS.name, topics.ALERT_DISPATCHES.name, topics.OUTCOMES.name)
 MAX_BACKOFF_S = 30.0
 
 
@@ -35,6 +36,7 @@ class Batch:
     dead_letters: list[list] = field(default_factory=list)
     alerts: list[list] = field(default_factory=list)
     alert_dispatches: list[list] = field(default_factory=list)
+    outcomes: list[list] = field(default_factory=list)
     records: int = 0
 
     def add(self, topic: str, partition: int, offset: int, value: bytes) -> None:
@@ -51,6 +53,10 @@ class Batch:
                 self.alerts.append(rows.alert_row(doc))
             elif topic == topics.ALERT_DISPATCHES.name:
                 self.alert_dispatches.append(rows.dispatch_row(doc))
+            elif topic == topics.OUTCOMES.name:
+                # Validated again: the topic is writable by more than the collector (a pydantic
+                # ValidationError is a ValueError, so a bad record becomes a dead letter below).
+                self.outcomes.append(outcome_row(OutcomeEvent.model_validate(doc)))
             else:
                 self.dead_letters.append(rows.dead_letter_row(doc, topic, partition, offset))
         except (rows.BadRecord, KeyError, TypeError, ValueError) as exc:
@@ -118,6 +124,7 @@ class KafkaToClickHouse:
                     ("dead_letters", batch.dead_letters, rows.DEAD_LETTER_COLUMNS),
                     ("alerts", batch.alerts, rows.ALERT_COLUMNS),
                     ("alert_dispatches", batch.alert_dispatches, rows.DISPATCH_COLUMNS),
+                    ("outcomes", batch.outcomes, OUTCOME_COLUMNS),
                 ):
                     if data:
                         self.store.insert(table, data, columns)
@@ -133,6 +140,6 @@ class KafkaToClickHouse:
         s.token_spans += len(batch.token_spans)
         s.spend_1m += len(batch.spend_1m)
         s.dead_letters += len(batch.dead_letters)
-        log.info("batch %d: %d records -> token_spans %d, spend_1m %d, dead_letters %d, alerts %d, dispatches %d",
-                 s.batches, batch.records, len(batch.token_spans), len(batch.spend_1m), len(batch.dead_letters),
-                 len(batch.alerts), len(batch.alert_dispatches))
+        log.info("batch %d: %d records -> token_spans %d, spend_1m %d, dead_letters %d, alerts %d, dispatches %d, "
+                 "outcomes %d", s.batches, batch.records, len(batch.token_spans), len(batch.spend_1m),
+                 len(batch.dead_letters), len(batch.alerts), len(batch.alert_dispatches), len(batch.outcomes))

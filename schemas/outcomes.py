@@ -10,7 +10,9 @@ cost per successful outcome, value per dollar, by team, app and agent.
 Identity is (tenant, outcome_id): the app picks `outcome_id` (e.g. its task id), so a retried
 send replaces itself in ClickHouse (table `outcomes`, ReplacingMergeTree). Money and values
 are exact decimals (at most 12 places); the tenant comes from the sender's API key.
-Wire model for the (future) topic `tokenpulse.outcomes.raw.v1`.
+Wire model of topic `tokenpulse.outcomes.raw.v1` (schemas/topics.py OUTCOMES), written by the
+collector's POST /v1/outcomes (collectors/outcome_intake.py) or sdk.KafkaOutcomeRecorder and
+loaded into `outcomes` by the loader.
 """
 
 from __future__ import annotations

@@ -34,4 +34,8 @@ ALERTS = Topic("tokenpulse.alerts.v1", 2, "alert open/resolved events keyed by d
 # One record per (alert state, hook) delivery attempt series: delivered or failed.
 ALERT_DISPATCHES = Topic("tokenpulse.alerts.dispatches.v1", 1, "hook delivery outcomes")
 
-ALL_TOPICS: tuple[Topic, ...] = (SPANS, PRICED_SPANS, ROLLUPS_1M, DEAD_LETTERS, ALERTS, ALERT_DISPATCHES)
+# Outcome events (schemas/outcomes.py) from apps, keyed by tenant + outcome_id; the loader
+# writes them to `outcomes`, where a re-sent outcome replaces itself.
+OUTCOMES = Topic("tokenpulse.outcomes.raw.v1", 2, "OutcomeEvent records from apps (POST /v1/outcomes)")
+
+ALL_TOPICS: tuple[Topic, ...] = (SPANS, PRICED_SPANS, ROLLUPS_1M, DEAD_LETTERS, ALERTS, ALERT_DISPATCHES, OUTCOMES)

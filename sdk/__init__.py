@@ -1,6 +1,7 @@
 """tokenpulse's app-side SDK: record LLM calls as GenAI spans and honour the circuit breaker.
 
     from tokenpulse.sdk import CircuitBreaker, SessionStopped, record_llm_call, set_openai_usage
+    from tokenpulse.sdk import record_outcome   # what a session or task achieved (sdk/outcomes.py)
 
 Apps inside the cluster may export straight to Kafka with tokenpulse.sdk.KafkaSpanExporter
 (docs/sdk.md).
@@ -11,8 +12,10 @@ from .breaker import CircuitBreaker, SessionStopped, StopInfo
 from .calls import LlmCall, current_llm_call, record_llm_call
 from .fingerprint import call_fingerprint
 from .openai_usage import openai_usage_attributes, set_openai_usage
+from .outcomes import KafkaOutcomeRecorder, OutcomeNotRecorded, OutcomeReceipt, record_outcome
 
-__all__ = ["CircuitBreaker", "KafkaSpanExporter", "LlmCall", "SessionStopped", "StopInfo",
+__all__ = ["CircuitBreaker", "KafkaOutcomeRecorder", "KafkaSpanExporter", "LlmCall", "OutcomeNotRecorded",
+           "OutcomeReceipt", "SessionStopped", "StopInfo", "record_outcome",
            "anthropic_usage_attributes", "call_fingerprint", "current_llm_call", "openai_usage_attributes",
            "record_llm_call", "set_anthropic_usage", "set_openai_usage"]
 
