@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tokenpulse.schemas import semconv as sc
+from tokenpulse.schemas import usage_attributes as ua
 from tokenpulse.sdk.fingerprint import call_fingerprint
 from tokenpulse.schemas.events import CallStatus, DeadLetter, RuntimeKind, TokenSpan
 
@@ -26,6 +27,7 @@ from .otlp_decode import STATUS_CODE_ERROR, OtlpSpan
 EXCERPT_MAX_CHARS = 1500
 EXCERPT_VALUE_MAX_CHARS = 80
 OPERATIONS_WITHOUT_OUTPUT = frozenset({"embeddings", "embedding"})
+MAX_UNIX_NANO = 2**63 - 1  # the latest span time kept: end_ms must fit a signed 64-bit column
 
 # Older names still emitted in the wild (semconv < 1.37, OpenLLMetry) as fallbacks.
 _PROVIDER_KEYS = (sc.PROVIDER_NAME, "gen_ai.system")
@@ -85,18 +87,21 @@ def is_llm_span(span: OtlpSpan) -> bool:
 
 
 def map_span(span: OtlpSpan, *, tenant: str, received_ms: int,
-             conventions: UsageConventions = SEMCONV_SUBSETS) -> TokenSpan | Rejection | None:
+             conventions: UsageConventions = SEMCONV_SUBSETS,
+             api_key_id: str | None = None) -> TokenSpan | Rejection | None:
+    """`api_key_id`: the non-secret id of the key that authenticated the sender (never the key)."""
     if not is_llm_span(span):
         return None
     try:
-        return _build(span, tenant, received_ms, conventions)
+        return _build(span, tenant, received_ms, conventions, api_key_id)
     except _Bad as exc:
         return Rejection(str(exc), span)
     except ValidationError as exc:
         return Rejection(_explain(exc), span)
 
 
-def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConventions) -> TokenSpan:
+def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConventions,
+           api_key_id: str | None) -> TokenSpan:
     a, r = span.attributes, span.resource
     is_error = span.status_code == STATUS_CODE_ERROR or a.get(sc.ERROR_TYPE) is not None
     operation = _label(a.get(sc.OPERATION_NAME)) or "chat"
@@ -110,6 +115,11 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
     if not model:
         raise _Bad(f"missing {sc.REQUEST_MODEL} and {sc.RESPONSE_MODEL}: cannot price the call")
 
+    # OTLP/JSON times are unbounded integers; past int64 nanoseconds (year 2262) end_ms would
+    # overflow downstream BIGINT columns instead of being rejected here with a reason.
+    for which, ns in (("start", span.start_ns), ("end", span.end_ns)):
+        if ns > MAX_UNIX_NANO:
+            raise _Bad(f"span {which} time {str(ns)[:40]} ns is past the int64 range (year 2262)")
     # A failed call may legitimately report no usage (rate limit, timeout): it cost nothing.
     input_tokens = _count(a, _INPUT_KEYS, required=not is_error)
     output_tokens = _count(a, _OUTPUT_KEYS, required=not is_error and operation not in OPERATIONS_WITHOUT_OUTPUT)
@@ -120,6 +130,9 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
         input_tokens += cached + cache_creation
     if provider in conventions.reasoning_separate:
         output_tokens += reasoning
+    # Audio tokens, images, audio seconds: tokenpulse attributes; audio tokens are subsets
+    # of input / output tokens (TokenSpan rejects a span claiming more than the total).
+    units = {field: _count(a, (key,), required=False) for key, field in ua.USAGE_FIELDS.items()}
 
     kind_raw = _label(a.get(sc.RUNTIME_KIND) or r.get(sc.RUNTIME_KIND))
     if kind_raw and kind_raw not in RuntimeKind.__members__:
@@ -134,6 +147,7 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
 
     return TokenSpan(
         tenant=tenant,
+        api_key_id=api_key_id,
         service=_label(r.get(sc.SERVICE_NAME)) or "unknown_service",
         team=_label(a.get(sc.TEAM) or r.get(sc.TEAM)) or "unassigned",
         agent_id=_label(a.get(sc.AGENT_ID)),
@@ -159,6 +173,8 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
         cached_input_tokens=cached,
         cache_creation_input_tokens=cache_creation,
         reasoning_tokens=reasoning,
+        **units,
+        semantic_cache_hit=_flag(a, ua.SEMANTIC_CACHE_HIT),
         status=CallStatus.error if is_error else CallStatus.ok,
         error_type=_label(a.get(sc.ERROR_TYPE)),
         service_tier=_service_tier(a),
@@ -195,6 +211,16 @@ def _service_tier(attrs: dict[str, Any]) -> str:
         return "batch"
     tier = (_label(_first(attrs, (*sc.SERVICE_TIER_KEYS, sc.RESPONSE_SERVICE_TIER))) or "standard").lower()
     return "standard" if tier in ("default", "auto") else tier
+
+
+def _flag(attrs: dict[str, Any], key: str) -> bool:
+    """A boolean attribute (OTel bool, or "true"/"false" from senders that only emit strings)."""
+    v = attrs.get(key)
+    if v is None or isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+        return v.strip().lower() == "true"
+    raise _Bad(f"{key} must be a boolean, got {v!r:.40}")
 
 
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:

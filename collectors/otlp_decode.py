@@ -12,6 +12,7 @@ Problems inside one span are left for the mapper, which rejects just that span.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 STATUS_CODE_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+# AnyValue nesting (arrays/kvlists) allowed in OTLP/JSON: the protobuf parser stops at 100
+# levels too, and every later step (excerpt, fingerprint, str()) recurses over the value.
+MAX_VALUE_DEPTH = 100
+# A JSON \u escape of a UTF-16 surrogate: only these can smuggle a lone surrogate into a str.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 Scalar = str | int | float | bool | None
 
@@ -98,16 +104,24 @@ def _pb_value(v: AnyValue) -> Any:
 
 def _decode_json(body: bytes) -> list[OtlpSpan]:
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+        # Strict UTF-8 first: json.loads(bytes) decodes with "surrogatepass", which lets
+        # encoded surrogates (b"\xed\xa0\x80") through as str that Kafka's UTF-8 cannot carry.
+        doc = json.loads(body.decode("utf-8"))
+    # ValueError also covers invalid UTF-8 and integers over Python's 4300-digit limit;
+    # RecursionError arrays/objects nested thousands deep: hostile bodies, not server errors.
+    except (ValueError, RecursionError) as exc:
+        raise MalformedRequest(f"body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(doc, dict):
         raise MalformedRequest("OTLP/JSON body must be an object with 'resourceSpans'")
+    if _SURROGATE_ESCAPE.search(body):
+        _require_unicode(doc)
     spans: list[OtlpSpan] = []
     for rs in _list(doc, "resourceSpans", "resource_spans"):
         resource = _attributes(_obj(rs, "resource").get("attributes", []))
         for ss in _list(rs, "scopeSpans", "scope_spans"):
             for s in _list(ss, "spans"):
+                if not isinstance(s, dict):
+                    raise MalformedRequest(f"each span must be an object, got {type(s).__name__}")
                 spans.append(
                     OtlpSpan(
                         trace_id=_str(s, "traceId", "trace_id").lower(),
@@ -122,6 +136,18 @@ def _decode_json(body: bytes) -> list[OtlpSpan]:
                     )
                 )
     return spans
+
+
+def _require_unicode(doc: Any) -> None:
+    """A lone surrogate (e.g. "\\ud800") parses as JSON but is not Unicode text: it cannot be
+    encoded as UTF-8 for Kafka, so refuse the body like the protobuf parser refuses invalid
+    UTF-8 (instead of failing later, mid-write)."""
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedRequest(f"body holds a string that is not valid Unicode (lone surrogate): {exc.reason}") from None
+    except RecursionError:
+        raise MalformedRequest("body is nested too deeply") from None
 
 
 def _pick(d: dict, *names: str) -> Any:
@@ -143,6 +169,8 @@ def _list(d: Any, *names: str) -> list:
 
 
 def _obj(d: dict, name: str) -> dict:
+    if not isinstance(d, dict):
+        raise MalformedRequest(f"expected an object holding {name!r}, got {type(d).__name__}")
     v = d.get(name) or {}
     if not isinstance(v, dict):
         raise MalformedRequest(f"{name!r} must be an object, got {type(v).__name__}")
@@ -170,20 +198,22 @@ def _int(d: dict, *names: str) -> int:
         raise MalformedRequest(f"{names[0]!r} must be an integer, got {v!r:.40}") from None
 
 
-def _attributes(items: Any) -> dict[str, Any]:
+def _attributes(items: Any, depth: int = 0) -> dict[str, Any]:
     if not isinstance(items, list):
         raise MalformedRequest("'attributes' must be a list of {key, value}")
     out: dict[str, Any] = {}
     for kv in items:
         if not isinstance(kv, dict) or not isinstance(kv.get("key"), str):
             raise MalformedRequest("each attribute must be an object with a string 'key'")
-        out[kv["key"]] = _json_value(kv.get("value"))
+        out[kv["key"]] = _json_value(kv.get("value"), depth)
     return out
 
 
-def _json_value(v: Any) -> Any:
+def _json_value(v: Any, depth: int = 0) -> Any:
     if not isinstance(v, dict) or not v:
         return None
+    if depth >= MAX_VALUE_DEPTH:
+        raise MalformedRequest(f"attribute value nested deeper than {MAX_VALUE_DEPTH} levels")
     if "stringValue" in v:
         return v["stringValue"]
     if "boolValue" in v:
@@ -192,16 +222,21 @@ def _json_value(v: Any) -> Any:
         raw = v["intValue"]  # a JSON string for 64-bit safety, or a number
         try:
             return int(raw) if not isinstance(raw, bool) else raw
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
             return raw  # left for the mapper to reject with a reason
     if "doubleValue" in v:
         return v["doubleValue"]
     if "arrayValue" in v:
-        values = (v["arrayValue"] or {}).get("values", [])
-        return [_json_value(x) for x in values] if isinstance(values, list) else None
+        values = _values(v["arrayValue"])
+        return [_json_value(x, depth + 1) for x in values] if isinstance(values, list) else None
     if "kvlistValue" in v:
-        values = (v["kvlistValue"] or {}).get("values", [])
-        return _attributes(values) if isinstance(values, list) else None
+        values = _values(v["kvlistValue"])
+        return _attributes(values, depth + 1) if isinstance(values, list) else None
     if "bytesValue" in v:
         return v["bytesValue"]
     return None
+
+
+def _values(container: Any) -> Any:
+    """The "values" of an arrayValue/kvlistValue; None when the container is not an object."""
+    return container.get("values", []) if isinstance(container, dict) else None
