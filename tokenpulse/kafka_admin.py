@@ -11,15 +11,20 @@ from tokenpulse.schemas.topics import ALL_TOPICS
 from .settings import KafkaSettings
 
 
-def apply_topics(kafka: KafkaSettings, replication_factor: int = 1) -> list[str]:
-    """Create missing topics; returns the names created."""
+def apply_topics(kafka: KafkaSettings, replication_factor: int | None = None) -> list[str]:
+    """Create missing topics; returns the names created. Replication factor and min ISR come
+    from the settings (1 / 1 for the single-node stack, 3 / 2 on the three-broker cluster)
+    unless a replication factor is given."""
+    rf = replication_factor or kafka.replication_factor
+    min_isr = min(kafka.min_insync_replicas, rf)
     admin = KafkaAdminClient(**kafka.client_options(), client_id="tokenpulse-admin")
     try:
         existing = set(admin.list_topics())
         missing = [t for t in ALL_TOPICS if t.name not in existing]
         new = [
-            NewTopic(t.name, t.partitions, replication_factor, topic_configs={"retention.ms": str(t.retention_ms),
-                                                          "cleanup.policy": t.cleanup_policy})
+            NewTopic(t.name, t.partitions, rf, topic_configs={"retention.ms": str(t.retention_ms),
+                                                          "cleanup.policy": t.cleanup_policy,
+                                                          "min.insync.replicas": str(min_isr)})
             for t in missing
         ]
         if new:
