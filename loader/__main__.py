@@ -25,7 +25,7 @@ def token_path(settings: Settings):
 
 def run(settings: Settings) -> None:
     client = open_client(settings.clickhouse, settings.paths)
-    for m in migrate_up(client):
+    for m in migrate_up(client, cluster=settings.clickhouse.cluster or None):
         log.info("applied migration %04d_%s", m.version, m.name)
     store = LockedClient(client)
     loader = KafkaToClickHouse(settings.kafka, settings.loader, store)

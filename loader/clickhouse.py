@@ -25,7 +25,8 @@ def open_client(ch: ClickHouseSettings, paths: PathSettings, *, create_database:
     try:
         if create_database:
             bootstrap = clickhouse_connect.get_client(dsn=dsn)
-            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{ch.database}`")
+            on_cluster = f" ON CLUSTER '{ch.cluster}'" if ch.cluster else ""  # the database on every node
+            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{ch.database}`{on_cluster}")
         return clickhouse_connect.get_client(dsn=dsn, database=ch.database)
     except ProgrammingError as exc:
         if dsn.startswith("chdb:") and "Unable to open the chdb engine" in str(exc):
