@@ -8,7 +8,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install jars demo test unit integration bench down clean
+.PHONY: install jars demo test unit integration bench down clean browser
 
 install: $(STAMP)
 
@@ -24,8 +24,13 @@ jars: $(STAMP)
 demo: jars
 	$(VENV)/bin/tokenpulse demo
 
-test: jars
+test: jars browser
 	$(PY) -m pytest tests/unit tests/integration
+
+# Headless Chromium for the report's rendering test (tests/unit/report); Debian's package.
+browser:
+	@test -x /usr/bin/chromium || command -v chromium >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

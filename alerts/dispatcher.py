@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_MS = 500
 MAX_POLL_RECORDS = 500
+PRUNE_EVERY_S = 3600
 
 
 class KafkaOutcomePublisher:
@@ -89,8 +91,12 @@ class AlertDispatcher:
             log.info("alert dispatcher running: %d hooks (%s), outbox %s, consuming %s as group %s",
                      len(self._hooks.hooks), ", ".join(self._hooks.names()) or "none", self._outbox.path,
                      topics.ALERTS.name, self._settings.consumer_group)
+            next_prune = 0.0
             while not self._stopping.is_set():
                 self.poll_once()
+                if time.monotonic() >= next_prune:
+                    self.prune_outbox()
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
         finally:
             self.close()
 
@@ -106,6 +112,15 @@ class AlertDispatcher:
             except Exception as exc:  # noqa: BLE001 - e.g. a rebalance; redelivery is deduplicated
                 log.warning("offset commit failed (%s); the records will be read again and deduplicated", exc)
         return len(records)
+
+    def prune_outbox(self, now_ms: int | None = None) -> int:
+        """Forget incidents resolved longer ago than the retention (the outbox would grow forever)."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        deleted = self._outbox.prune(now_ms - self._settings.outbox_retention_days * 86_400_000)
+        if deleted:
+            log.info("outbox: forgot %d delivery rows of incidents resolved over %d days ago",
+                     deleted, self._settings.outbox_retention_days)
+        return deleted
 
     def stop(self) -> None:
         """Ask `run()` to return after the current poll; safe from any thread."""

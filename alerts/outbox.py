@@ -14,6 +14,9 @@ Why this file is the source of truth:
   ended. An `open` that finally failed still lets its resolve be attempted.
 * Rows are delivered per hook in id (= enqueue) order, so a resolve never overtakes its open.
 * Rows still pending when the process stops are delivered by the next process.
+* `prune` forgets incidents whose resolve finished longer ago than the retention. Keep the
+  retention above the alerts topic's retention (Kafka's default 7 days): until then Kafka
+  may redeliver the incident, and only these rows stop it from paging twice.
 
 WAL mode lets the workers read while the consumer writes; synchronous=FULL because an
 outbox commit is what allows the Kafka offset commit, so it must survive a power cut.
@@ -38,7 +41,7 @@ Outcome = Literal["delivered", "failed"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
-    id               INTEGER PRIMARY KEY,  -- enqueue order; rows are never deleted, so never reused
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,  -- enqueue order; never reused, even after prune
     hook             TEXT    NOT NULL,
     alert_id         TEXT    NOT NULL,
     state            TEXT    NOT NULL,     -- open | resolved
@@ -138,6 +141,17 @@ class Outbox:
             rows = self._db.execute(
                 "SELECT hook, count(*) FROM deliveries WHERE outcome IS NULL GROUP BY hook").fetchall()
         return dict(rows)
+
+    def prune(self, older_than_ms: int) -> int:
+        """Delete finished incidents: every row of a (hook, alert) whose resolve finished
+        before `older_than_ms`. Open incidents, pending rows and opens never resolved stay
+        (a resolve may still come and needs its open). Returns the rows deleted."""
+        with self._lock, self._transaction():
+            return self._db.execute(
+                "DELETE FROM deliveries WHERE (hook, alert_id) IN ("
+                " SELECT hook, alert_id FROM deliveries WHERE state = 'resolved'"
+                " AND outcome IS NOT NULL AND finished_ms < ?)"
+                " AND outcome IS NOT NULL", (older_than_ms,)).rowcount
 
     def close(self) -> None:
         with self._lock:

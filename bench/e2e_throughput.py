@@ -40,6 +40,7 @@ from tqdm import tqdm  # noqa: E402
 
 from tokenpulse.collectors.genai_mapping import map_span  # noqa: E402
 from tokenpulse.collectors.otlp_decode import decode  # noqa: E402
+from tokenpulse.schemas import topics  # noqa: E402
 from tokenpulse.settings import Settings  # noqa: E402
 from tokenpulse.sql_client import run_sql  # noqa: E402
 from tokenpulse.stack import Stack  # noqa: E402
@@ -75,7 +76,7 @@ def raw_kafka(settings: Settings, bodies: list[bytes]) -> dict:
     admin.create_topics([NewTopic(topic, 4, 1)])
     admin.close()
     producer = KafkaProducer(**settings.kafka.client_options(), acks="all", enable_idempotence=True,
-                             linger_ms=5, compression_type="lz4")
+                             linger_ms=5, compression_type="lz4", batch_size=settings.kafka.producer_batch_bytes)
     t0 = time.perf_counter()
     for key, value in records:
         producer.send(topic, key=key, value=value)
@@ -93,6 +94,27 @@ def raw_kafka(settings: Settings, bodies: list[bytes]) -> dict:
     consumer.close()
     return {"records": len(records), "bytes_per_record": sum(len(v) for _, v in records) // len(records),
             "produce_per_s": len(records) / produce_s, "consume_per_s": got / consume_s}
+
+
+class PricedWatcher(threading.Thread):
+    """Reads the priced topic from its end; notes when every span of the run has been priced.
+    Splits the pipeline's time in two: collector + Flink (priced) vs loader + chDB (landed)."""
+
+    def __init__(self, settings: Settings, run: str, total: int) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(topics.PRICED_SPANS.name, **settings.kafka.client_options(), group_id=None,
+                                      auto_offset_reset="latest", consumer_timeout_ms=900_000)
+        self.consumer.poll(timeout_ms=2000)  # join the topic at its current end before anything is sent
+        self.marker, self.total, self.done_at = f'"{run}-'.encode(), total, None
+
+    def run(self) -> None:
+        seen = 0
+        for record in self.consumer:
+            seen += self.marker in record.value
+            if seen >= self.total:
+                self.done_at = time.perf_counter()
+                break
+        self.consumer.close()
 
 
 def end_to_end(settings: Settings, bodies: list[bytes], senders: int, total: int, run: str) -> dict:
@@ -113,6 +135,8 @@ def end_to_end(settings: Settings, bodies: list[bytes], senders: int, total: int
                 assert r.status == 200
             bar.update(len(decode(body, "application/x-protobuf")))
 
+    priced = PricedWatcher(settings, run, total)
+    priced.start()
     t0 = time.perf_counter()
     threads = [threading.Thread(target=sender) for _ in range(senders)]
     for t in threads:
@@ -136,7 +160,10 @@ def end_to_end(settings: Settings, bodies: list[bytes], senders: int, total: int
                          "AND window_start >= now() - INTERVAL 10 MINUTE", {}).rows[0][0] or 0
         time.sleep(1)
     rollup_s = time.perf_counter() - t0
+    priced.join(timeout=10)
+    priced_s = (priced.done_at - t0) if priced.done_at else None
     return {"spans": total, "collector_accept_per_s": total / send_s, "e2e_raw_rows_per_s": total / raw_s,
+            "collector_seconds": send_s, "priced_topic_seconds": priced_s,
             "e2e_raw_seconds": raw_s, "rollups_complete_seconds": rollup_s, "rolled_up_calls": int(rolled)}
 
 
@@ -159,6 +186,7 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
               "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
+              "producer_batch_bytes": settings.kafka.producer_batch_bytes,
               "raw_kafka": kafka, "end_to_end": e2e,
               "ratio_e2e_to_raw_produce": e2e["e2e_raw_rows_per_s"] / kafka["produce_per_s"]}
     out = REPO / "bench" / "results"
@@ -171,6 +199,9 @@ def main() -> None:
     print(f"collector accept (OTLP/HTTP -> Kafka acked):            {e2e['collector_accept_per_s']:>9,.0f} spans/s")
     print(f"end to end, first send -> last raw row in ClickHouse:   {e2e['e2e_raw_rows_per_s']:>9,.0f} spans/s "
           f"({e2e['e2e_raw_seconds']:.1f} s)")
+    if e2e["priced_topic_seconds"]:
+        print(f"stage split, seconds after the first send: collector done {e2e['collector_seconds']:.1f}, "
+              f"all priced by Flink {e2e['priced_topic_seconds']:.1f}, all rows in ClickHouse {e2e['e2e_raw_seconds']:.1f}")
     print(f"rollups complete after {e2e['rollups_complete_seconds']:.1f} s (includes waiting for the minute to close)")
     print(f"ratio end-to-end / raw produce: {result['ratio_e2e_to_raw_produce']:.2f}")
 

@@ -81,7 +81,7 @@ class KafkaSender:
             enable_idempotence=True,
             compression_type="lz4",
             linger_ms=20,                     # a batch is sent at once; let it fill producer batches
-            batch_size=256 * 1024,
+            batch_size=kafka.producer_batch_bytes,
             max_request_size=8 * 1024 * 1024,
             delivery_timeout_ms=delivery_timeout_ms,
             request_timeout_ms=request_timeout_ms,

@@ -35,6 +35,7 @@ class SpanWriter:
             enable_idempotence=True,
             linger_ms=5,
             compression_type="lz4",
+            batch_size=kafka.producer_batch_bytes,
             max_request_size=8 * 1024 * 1024,
             client_id=f"tokenpulse-{collector_id}",
         )
@@ -50,8 +51,11 @@ class SpanWriter:
             self._producer.send(topics.DEAD_LETTERS.name, key=d.tenant.encode(), value=d.model_dump_json().encode())
             for d in dead_letters
         ]
-        self._producer.flush(timeout=self._timeout_s)
         try:
+            # flush() raises KafkaTimeoutError while the broker is away (found by the
+            # broker_restart fault drill): outside this try it escaped the HTTP handler, which
+            # dropped the connection instead of answering 503 (what OTLP exporters retry).
+            self._producer.flush(timeout=self._timeout_s)
             for f in futures:
                 f.get(timeout=0)
         except KafkaError as exc:

@@ -7,8 +7,9 @@ Flow of one request:
 
 Status codes: 200 (with partial_success when spans were rejected), 400 malformed body,
 401 unknown or missing key, 413 body too large, 415 unsupported media type,
-503 Kafka unavailable, or 503 with Retry-After when `max_inflight_requests` export
-requests are already in flight (OTLP exporters retry on 503 and honour Retry-After).
+503 when Kafka (or, on the edge, the local buffer) refuses the write, or 503 with
+Retry-After when `max_inflight_requests` export requests are already in flight (OTLP
+exporters retry on 503 and honour Retry-After).
 
 The same server answers GET /v1/breakers (long poll) with the sessions the caller's tenant
 must stop, from the BreakerBoard (breaker_board.py), when the board is on; GET /metrics
@@ -44,6 +45,7 @@ from .kafka_writer import SpanWriter, WriteFailed
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import CollectorMetrics
 from .otlp_decode import MalformedRequest, OtlpSpan, decode
+from .outcome_intake import OUTCOMES_PATH, OutcomeIntake
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,13 @@ GRPC_INVALID_ARGUMENT, GRPC_NOT_FOUND, GRPC_UNAUTHENTICATED, GRPC_UNAVAILABLE = 
 # A client that connects but never finishes the TLS handshake holds only its own thread, and
 # only this long.
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
+# A socket read (request line, headers, a piece of the body) may stall this long. Without it a
+# sender that declares Content-Length N and sends less holds its thread and in-flight slot
+# forever, and max_inflight_requests such senders shut the collector. Idle keep-alive
+# connections are closed after it too (exporters reconnect).
+SOCKET_READ_TIMEOUT_S = 30.0
 _DISCARD_CHUNK = 64 * 1024
+INTERNAL_ERROR_REASON = "internal error while mapping the span"  # the fuzz tests expect none
 
 
 @dataclass
@@ -79,12 +87,20 @@ class MappedSpans:
 
 
 def map_spans(spans: list[OtlpSpan], *, tenant: str, received_ms: int,
-              conventions: UsageConventions = SEMCONV_SUBSETS) -> MappedSpans:
+              conventions: UsageConventions = SEMCONV_SUBSETS, api_key_id: str | None = None) -> MappedSpans:
     """Sort decoded spans into events to write, dead letters, and non-LLM spans to ignore.
-    Shared by every input (HTTP, gRPC, Kafka), so they all treat a span the same way."""
+    Shared by every input (HTTP, gRPC, Kafka), so they all treat a span the same way.
+    `api_key_id` (the authenticating key's non-secret id) is stamped on every event."""
     out = MappedSpans()
     for span in spans:
-        result = map_span(span, tenant=tenant, received_ms=received_ms, conventions=conventions)
+        try:
+            result = map_span(span, tenant=tenant, received_ms=received_ms, conventions=conventions,
+                              api_key_id=api_key_id)
+        except Exception as exc:  # noqa: BLE001 - last resort, see below
+            # A mapper bug must not drop the whole request (the sender would retry it forever)
+            # nor lose the span silently: dead-letter it with the error, and log it loudly.
+            log.exception("tenant=%s: mapping span %s/%s failed", tenant, span.trace_id[:32], span.span_id[:16])
+            result = Rejection(f"{INTERNAL_ERROR_REASON}: {type(exc).__name__}: {str(exc)[:300]}", span)
         if result is None:
             out.ignored += 1
         elif isinstance(result, Rejection):
@@ -189,7 +205,8 @@ class TraceReceiver:
             status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE if "Content-Type" in str(exc) else HTTPStatus.BAD_REQUEST
             return _error(status, GRPC_INVALID_ARGUMENT, str(exc), is_json)
 
-        mapped = map_spans(spans, tenant=tenant.id, received_ms=int(time.time() * 1000), conventions=self.conventions)
+        mapped = map_spans(spans, tenant=tenant.id, received_ms=int(time.time() * 1000), conventions=self.conventions,
+                           api_key_id=tenant.api_key_id)
         accepted, dead = mapped.accepted, mapped.dead
         counts = ExportCounts(accepted=len(accepted), rejected=len(dead), ignored=mapped.ignored)
         try:
@@ -198,7 +215,8 @@ class TraceReceiver:
         except WriteFailed as exc:
             log.warning("tenant=%s: %s", tenant.id, exc)
             self.metrics.write_failed(transport)
-            return _error(HTTPStatus.SERVICE_UNAVAILABLE, GRPC_UNAVAILABLE, "Kafka unavailable, retry later", is_json)
+            # The writer says why (Kafka did not ack; on the edge: the local buffer is full).
+            return _error(HTTPStatus.SERVICE_UNAVAILABLE, GRPC_UNAVAILABLE, f"{exc}; retry later", is_json)
         with self._totals_lock:
             self.totals.accepted += counts.accepted
             self.totals.rejected += counts.rejected
@@ -225,14 +243,23 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
         return body
     if encoding != "gzip":
         raise MalformedRequest(f"unsupported Content-Encoding {encoding!r}: use gzip or none")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)  # bounded: a gzip bomb stops at the limit
-    except zlib.error as exc:
-        raise MalformedRequest(f"body is not valid gzip: {exc}") from None
-    if len(out) > limit:
-        raise _TooLarge(f"decompressed body exceeds the {limit}-byte limit")
-    return out
+    # A gzip body may hold several members back to back (RFC 1952; `cat a.gz b.gz` is valid):
+    # inflate every one, so spans in a later member are not dropped silently. Each member is
+    # bounded by what is left of the limit, so a gzip bomb stops at the limit.
+    out, rest = b"", body
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise MalformedRequest(f"body is not valid gzip: {exc}") from None
+        if len(out) > limit:
+            raise _TooLarge(f"decompressed body exceeds the {limit}-byte limit")
+        if not inflater.eof:  # a cut-off stream would decode as a shorter, "valid" request
+            raise MalformedRequest("body is truncated gzip (the stream ends before its end marker)")
+        rest = inflater.unused_data
+        if not rest:
+            return out
 
 
 def _success(counts: ExportCounts, first_reason: str, is_json: bool) -> Reply:
@@ -341,14 +368,17 @@ class CollectorHTTPServer(ThreadingHTTPServer):
 
 
 def make_server(receiver: TraceReceiver, settings: CollectorSettings,
-                board: BreakerBoard | None = None, *, tls: ssl.SSLContext | None = None) -> CollectorHTTPServer:
+                board: BreakerBoard | None = None, *, tls: ssl.SSLContext | None = None,
+                outcomes: OutcomeIntake | None = None) -> CollectorHTTPServer:
     """The HTTP server; without a board, GET /v1/breakers answers 404. Each connection runs on
     its own thread, so a long poll holds one thread only, and no in-flight slot: the bound
     (receiver.limit) covers the work of POST /v1/traces only, from reading the body to
-    Kafka's acks. With `tls` (server_tls_context) it serves HTTPS only."""
+    Kafka's acks. With `tls` (server_tls_context) it serves HTTPS only. With `outcomes` it
+    also serves POST /v1/outcomes (outcome_intake.py), same key, same in-flight bound."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = SOCKET_READ_TIMEOUT_S  # StreamRequestHandler sets it on the socket in setup()
 
         def setup(self) -> None:
             if isinstance(self.request, ssl.SSLSocket):
@@ -362,8 +392,13 @@ def make_server(receiver: TraceReceiver, settings: CollectorSettings,
             super().setup()
 
         def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            if self.path.split("?")[0] == OUTCOMES_PATH:
+                reply = self._outcomes()
+                receiver.metrics.request("http", reply.status)
+                self._send(reply)
+                return
             if self.path.split("?")[0] != TRACES_PATH:
-                self._send(Reply(HTTPStatus.NOT_FOUND, b"only POST /v1/traces is served here\n", "text/plain"))
+                self._send(Reply(HTTPStatus.NOT_FOUND, b"POST /v1/traces or /v1/outcomes\n", "text/plain"))
                 return
             reply = self._export()
             receiver.metrics.request("http", reply.status)
@@ -392,6 +427,33 @@ def make_server(receiver: TraceReceiver, settings: CollectorSettings,
                 return receiver.export_as(admitted, body, content_type=content_type,
                                           content_encoding=self.headers.get("Content-Encoding", ""), transport="http")
 
+        def _outcomes(self) -> Reply:
+            if outcomes is None:
+                return _json(HTTPStatus.NOT_FOUND, {"code": GRPC_NOT_FOUND,
+                                                    "message": "outcome intake is off on this collector"})
+            try:
+                length = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                length = -1
+            if length < 0 or length > settings.max_body_bytes:
+                self.close_connection = True
+                return _json(HTTPStatus.BAD_REQUEST if length < 0 else HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                             {"code": GRPC_INVALID_ARGUMENT, "message": "bad Content-Length" if length < 0 else
+                              f"body of {length} bytes exceeds the {settings.max_body_bytes}-byte limit"})
+            with receiver.admit(_api_key(self.headers), is_json=True, transport="http") as admitted:
+                if isinstance(admitted, Reply):
+                    self._discard(length)
+                    return admitted
+                try:
+                    body = _inflate(self.rfile.read(length), self.headers.get("Content-Encoding", ""),
+                                    settings.max_body_bytes)
+                except (_TooLarge, MalformedRequest) as exc:
+                    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if isinstance(exc, _TooLarge) else HTTPStatus.BAD_REQUEST
+                    return _json(status, {"code": GRPC_INVALID_ARGUMENT, "message": str(exc)})
+                status, doc = outcomes.accept(admitted.id, body, content_type=self.headers.get("Content-Type", ""),
+                                              received_ms=int(time.time() * 1000))
+                return _json(status, doc)
+
         def _discard(self, length: int) -> None:
             while length > 0:
                 chunk = self.rfile.read(min(length, _DISCARD_CHUNK))
@@ -419,7 +481,7 @@ def make_server(receiver: TraceReceiver, settings: CollectorSettings,
                     self._send(answer_breakers(board, tenant, url.query, max_wait_s=settings.breaker_max_wait_s))
             else:
                 self._send(Reply(HTTPStatus.NOT_FOUND, b"GET /health, GET /metrics, GET /v1/breakers, "
-                                 b"POST /v1/traces\n", "text/plain"))
+                                 b"POST /v1/traces, POST /v1/outcomes\n", "text/plain"))
 
         def _send(self, reply: Reply) -> None:
             try:
@@ -428,6 +490,10 @@ def make_server(receiver: TraceReceiver, settings: CollectorSettings,
                 self.send_header("Content-Length", str(len(reply.body)))
                 if reply.retry_after_s is not None:
                     self.send_header("Retry-After", str(reply.retry_after_s))
+                if self.close_connection:
+                    # Say so (RFC 9112 9.6): a keep-alive client would otherwise send its next
+                    # request into a closed socket (e.g. after a 413 whose body was not read).
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(reply.body)
             except (BrokenPipeError, ConnectionResetError):

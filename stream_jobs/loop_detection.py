@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings()
     config = load_detector_config(settings.detector.detectors_file)
-    checkpoint_root = settings.paths.state_dir / "flink" / "checkpoints" / f"loop-detection-v{STATE_LAYOUT_VERSION}"
+    checkpoint_root = (settings.paths.state_dir / "flink" / "checkpoints" / f"loop-detection-v{STATE_LAYOUT_VERSION}"
+                       if settings.detector.checkpoints == "local" else None)  # None: the cluster's storage
     env_config = Configuration()
     configure(env_config, settings, checkpoint_root)
     jar = args.connector_jar or next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))), None)

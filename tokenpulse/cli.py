@@ -18,6 +18,7 @@ from tqdm import tqdm
 from .settings import Settings
 
 SERVICES = ["kafka", "loader", "flink-job", "loop-detector", "alerts", "insights", "collector"]  # the names Stack.services() uses
+DRILLS = ["broker_restart", "flink_restore", "loader_down", "collector_crash", "duplicate_delivery"]  # tokenpulse.drills.DRILLS
 EPILOG = """\
 typical session:
   tokenpulse up                      start Kafka, the loader, the Flink job and the collector
@@ -127,7 +128,9 @@ def cmd_migrate(settings: Settings, args) -> int:
     except StoreBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    done = migrate_up(client) if args.direction == "up" else migrate_down(client, args.steps)
+    cluster = settings.clickhouse.cluster or None  # TOKENPULSE_CLICKHOUSE_CLUSTER: clustered DDL, ON CLUSTER
+    done = (migrate_up(client, cluster=cluster) if args.direction == "up"
+            else migrate_down(client, args.steps, cluster=cluster))
     for m in done:
         print(f"  {args.direction} {m.version:04d}_{m.name}")
     print(f"{len(done)} migration(s) {'applied' if args.direction == 'up' else 'reverted'}")
@@ -238,6 +241,31 @@ def cmd_reprice(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_report(settings: Settings, args) -> int:
+    from tokenpulse.loader.clickhouse import StoreBusy
+    from .report import Period, write_report
+    from .sql_client import QueryError
+
+    def utc(t: datetime | None) -> datetime | None:  # ClickHouse returns naive UTC: compare like with like
+        return t.astimezone(timezone.utc).replace(tzinfo=None) if t is not None and t.tzinfo else t
+
+    until = utc(args.until) or datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    period = Period(utc(args.since) or until - timedelta(days=args.days), until)
+    if period.end <= period.start:
+        print("error: --until must be after --since", file=sys.stderr)
+        return 2
+    print(f"building the report for {period.start} .. {period.end} UTC ({args.tenant or 'all tenants'})", file=sys.stderr)
+    try:
+        out = write_report(settings, args.out, period, tenant=args.tenant or "", top_sessions=args.top)
+    except (QueryError, StoreBusy) as exc:
+        hint = "\n(no tokenpulse tables there: start the stack or run `tokenpulse migrate up`)" \
+            if "UNKNOWN_TABLE" in str(exc) else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
 def cmd_key_hash(settings: Settings, args) -> int:
     from tokenpulse.schemas.tenants import hash_key
 
@@ -247,7 +275,7 @@ def cmd_key_hash(settings: Settings, args) -> int:
 
 def cmd_demo(settings: Settings, args) -> int:
     from .demo import APPS, AlertInbox, run_runaway_agent, run_workload
-    from .sql_client import format_table, run_sql, saved_query
+    from .sql_client import QueryError, format_table, run_sql, saved_query
     from .stack import dispatcher_environ
     from tokenpulse.alerts.config import load_hooks
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
@@ -294,6 +322,12 @@ def cmd_demo(settings: Settings, args) -> int:
         print(format_table(run_sql(settings, saved_query("dead_letters_recent"), {"hours": 1})))
         print("\nreconciliation, raw spans vs rollups (diff must be 0):")
         print(format_table(run_sql(settings, saved_query("reconcile_raw_vs_rollups"), {"days": 1})))
+        from .report import Period, write_report  # the same page as `tokenpulse report --days 1`
+        try:
+            page = write_report(settings, settings.paths.state_dir / "report.html", Period.last_days(1))
+            print(f"\nreport with charts (opens offline): {page}")
+        except (QueryError, OSError) as exc:
+            print(f"\nreport not written: {exc}")
         ok = rolled == expected.calls and cost == expected.cost_usd
         print(f"\ncheck: pipeline rolled up {rolled} calls, ${cost} | demo sent {expected.calls} calls, "
               f"${expected.cost_usd} priced independently ({expected.unpriced} unpriced, "
@@ -346,6 +380,21 @@ def _report_runaway(runaway, inbox) -> None:
     print("  no webhook delivery seen (is the demo inbox port free?)")
 
 
+def cmd_drill(settings: Settings, args) -> int:
+    from .drills import DrillOptions, notes, run_drills, table, write_json
+
+    options = DrillOptions(only=args.only, loader_down_s=args.loader_down_s, broker_down_s=args.broker_down_s,
+                           before_s=args.traffic_s, after_s=args.traffic_s)
+    results = run_drills(options, port_base=args.port_base, keep_state=args.keep_state,
+                         progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print("\n" + table(results) + "\n\n" + notes(results))
+    if args.json:
+        write_json(args.json, results)
+    bad = [d.name for d in results if not d.ok]
+    print(f"\n{len(results) - len(bad)} of {len(results)} drills clean" + (f"; MISMATCH in {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tokenpulse",
@@ -393,8 +442,23 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--steps", type=int, default=1, help="migrations to revert with 'down' (default 1)")
     mig.set_defaults(func=cmd_migrate)
 
+    from tokenpulse.sql import cluster_ddl
+    ccd = sub.add_parser("sql-cluster-ddl", help="generate sql/cluster/: the migrations for a sharded, replicated cluster",
+                         description="Rewrites every single-node migration in sql/migrations for a ClickHouse cluster "
+                                     "(ON CLUSTER, Replicated*MergeTree <name>_local + Distributed <name>, sharded "
+                                     "by tenant) into sql/cluster/. Run it after adding a migration; a unit test fails "
+                                     "while the committed files are out of date. docs/clickhouse_cluster.md explains "
+                                     "the layout; TOKENPULSE_CLICKHOUSE_CLUSTER=NAME makes `migrate` apply this form.",
+                         epilog="examples:\n  tokenpulse sql-cluster-ddl            # regenerate sql/cluster/\n"
+                                "  tokenpulse sql-cluster-ddl --check    # exit 1 if sql/cluster/ is out of date\n"
+                                "  tokenpulse sql-cluster-ddl --cluster prod --out /tmp/prod-ddl",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    cluster_ddl.add_arguments(ccd)
+    ccd.set_defaults(func=lambda settings, args: cluster_ddl.run(args))
+
     top = sub.add_parser("topics", help="create the Kafka topics from the registry (idempotent)")
-    top.add_argument("--replication-factor", type=int, default=1)
+    top.add_argument("--replication-factor", type=int, default=None,
+                     help="default TOKENPULSE_KAFKA_REPLICATION_FACTOR (1; 3 on a three-broker cluster)")
     top.set_defaults(func=cmd_topics)
 
     cfg = sub.add_parser("config-check", help="validate prices and tenants files, report every error")
@@ -421,6 +485,54 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--tenant", action="append", help="only this tenant (repeatable; default: all in the period)")
     rp.add_argument("--days", type=int, default=31, help="days of reconciliation to print (default 31)")
     rp.set_defaults(func=cmd_reprice)
+
+    rep = sub.add_parser("report", help="write a self-contained HTML report with charts of spend",
+                         description="Writes one HTML page (inline SVG charts, no scripts, opens offline) for a\n"
+                                     "period: spend over time by team and model, unit price vs volume vs spend\n"
+                                     "(the Jevons view), top runaway sessions, cloud vs edge cost per million\n"
+                                     "tokens, budget burn and measured savings, each with its data table.\n"
+                                     "Reads ClickHouse through the saved queries in sql/queries (through the\n"
+                                     "loader while the stack runs). Times are UTC; docs/report.md explains the charts.",
+                         epilog="examples:\n  tokenpulse report --out report.html                 the last 7 days\n"
+                                "  tokenpulse report --days 1 --tenant acme --out acme.html\n"
+                                "  tokenpulse report --since 2026-11-01 --until 2026-12-01 --out november.html",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("--out", type=Path, default=Path("report.html"), help="where to write (default report.html)")
+    rep.add_argument("--since", type=datetime.fromisoformat, help="UTC start, e.g. 2026-11-01 or 2026-11-01T08:00")
+    rep.add_argument("--until", type=datetime.fromisoformat, help="UTC end, exclusive (default now)")
+    rep.add_argument("--days", type=float, default=7.0, help="period length when --since is not given (default 7)")
+    rep.add_argument("--tenant", help="only this tenant (default: all)")
+    rep.add_argument("--top", type=int, default=10, help="sessions in the runaway chart (default 10)")
+    rep.set_defaults(func=cmd_report)
+
+    dr = sub.add_parser("drill", help="fault drills: break a part mid-stream, prove 0 lost / 0 counted twice",
+                        description="Starts its own stack (temporary state dir, ports from --port-base, away from "
+                                    "`tokenpulse up`), then per drill: a client sends spans, counting what it sent "
+                                    "and what the collector acknowledged and pricing each itself; the fault is "
+                                    "injected; the pipeline settles; raw rows (token_spans) and 1-minute rollups "
+                                    "(spend_1m) are reconciled with the client's counts and cost, to 1e-12 USD. "
+                                    "Prints a table; exits 1 on any mismatch. About 5 minutes for all five.",
+                        epilog="drills:\n"
+                               "  broker_restart      Kafka broker stopped (SIGTERM) and restarted\n"
+                               "  flink_restore       cost job cancelled mid-stream, resumes from its checkpoint\n"
+                               "  loader_down         ClickHouse writer down for --loader-down-s\n"
+                               "  collector_crash     collector SIGKILLed with requests in flight; client resends\n"
+                               "  duplicate_delivery  every request sent twice + spans re-forwarded to Kafka\n"
+                               "columns: lost = acked spans with no row; duplicates = rows or rollup calls beyond\n"
+                               "one per span; diff = stored cost - the client's own pricing; recover s = faulty\n"
+                               "part restarted -> a span sent after that is a row in ClickHouse.\n"
+                               "example: tokenpulse drill --only loader_down collector_crash --loader-down-s 10",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    dr.add_argument("--only", nargs="+", choices=DRILLS, default=DRILLS, metavar="NAME",
+                    help="run just these drills (default: all, in the order above)")
+    dr.add_argument("--loader-down-s", type=float, default=60.0, help="loader outage in seconds (default 60)")
+    dr.add_argument("--broker-down-s", type=float, default=10.0, help="broker outage in seconds (default 10)")
+    dr.add_argument("--traffic-s", type=float, default=4.0, help="steady traffic before and after each fault (default 4)")
+    dr.add_argument("--port-base", type=int, default=19400,
+                    help="ports: Kafka base+92/+93, collector +18, loader query +24 (default 19400)")
+    dr.add_argument("--keep-state", action="store_true", help="keep the temporary state dir (logs, data) afterwards")
+    dr.add_argument("--json", type=Path, help="also write the results as JSON here")
+    dr.set_defaults(func=cmd_drill)
 
     kh = sub.add_parser("key-hash", help="print the SHA-256 digest of an API key for the tenants file")
     kh.add_argument("key")

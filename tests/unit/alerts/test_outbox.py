@@ -76,3 +76,26 @@ def test_file_is_in_wal_mode_and_enforces_uniqueness(outbox, tmp_path):
         db.execute("INSERT INTO deliveries (hook, alert_id, state, dedupe_key, tenant, alert_json, enqueued_ms)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?)", row)
     db.close()
+
+
+def test_prune_forgets_only_incidents_resolved_before_the_cutoff(outbox):
+    old, recent, still_open = make_alert(session="old"), make_alert(session="recent"), make_alert(session="open")
+    for alert in (old, recent, still_open):
+        outbox.enqueue(alert, HOOKS)
+    outbox.enqueue(make_alert(AlertState.resolved, session="old"), HOOKS)
+    outbox.enqueue(make_alert(AlertState.resolved, session="recent"), HOOKS)
+    finished_at = {"old": 1_000, "recent": 5_000, "open": 1_000}
+    for d in outbox.deliveries():
+        if d.hook == "critical-only" and d.alert.session_id == "old" and d.alert.state is AlertState.resolved:
+            continue  # this hook's resolve is still pending: its incident must stay
+        outbox.mark(d.id, "delivered", 1, 200, None, 0, finished_at[d.alert.session_id])
+
+    assert outbox.prune(older_than_ms=2_000) == 4  # "old" on the two hooks whose resolve finished
+    left = {(d.hook, d.alert.session_id, d.alert.state) for d in outbox.deliveries()}
+    assert not {x for x in left if x[1] == "old" and x[0] != "critical-only"}
+    assert ("critical-only", "old", AlertState.open) in left  # resolve pending: kept
+    assert {x[1] for x in left} == {"old", "recent", "open"}
+    # A redelivered open of a kept incident is still deduplicated; a pruned one would page again
+    # (why the retention must exceed the alerts topic's).
+    assert outbox.enqueue(recent, HOOKS) == 0
+    assert outbox.enqueue(old, HOOKS) == 2

@@ -248,7 +248,8 @@ def test_receiver_buffers_spans_and_dead_letters_and_answers_503_when_full(tmp_p
     assert [r.topic for r in buf.peek(10)] == [topics.SPANS.name, topics.DEAD_LETTERS.name]
     buf.max_bytes = buf.stats().bytes * 5 // 2  # room for one more request, not two
     assert export().status == 200
-    assert export().status == 503
+    full = export()
+    assert full.status == 503 and b"edge buffer refused" in full.body  # the sender learns why, not "Kafka"
     assert counters.snapshot() == {"received": 2, "dead_letters": 2, "refused": 2, "forwarded": 0}
     text = render_prometheus(counters, buf.stats(), now_ms=0, kafka_reachable=None)
     assert "tokenpulse_edge_refused_total 2\n" in text and "tokenpulse_edge_buffered_spans 4\n" in text

@@ -34,6 +34,20 @@ def test_late_span_becomes_its_own_rollup_part_of_its_minute():
     assert row["part"] == f"{'a' * 32}:{'b' * 16}" and row["calls"] == 1 and row["cost_usd"] == Decimal("0.5")
 
 
+def test_media_counts_and_a_late_semantic_cache_hit_roll_up_like_the_stream_window():
+    media = {"input_audio_tokens": 60, "output_audio_tokens": 5, "output_images": 2, "input_audio_seconds": 9}
+    doc = rows.parse(encoded({**PRICED, **media, "is_late": True}, "0.5"))
+    span = dict(zip(rows.TOKEN_SPAN_COLUMNS, rows.priced_span_row(doc)))
+    assert {k: span[k] for k in media} == media and span["input_images"] == 0 and span["semantic_cache_hit"] is False
+    late = dict(zip(rows.SPEND_1M_COLUMNS, rows.late_span_rollup_row(doc)))
+    assert {k: late[k] for k in media} == media and late["semantic_cache_hits"] == 0
+    # a hit: counted as a call, cost 0, its (counterfactual) usage left out of the billed sums
+    hit = rows.parse(encoded({**PRICED, **media, "is_late": True, "semantic_cache_hit": True}, "0"))
+    assert dict(zip(rows.TOKEN_SPAN_COLUMNS, rows.priced_span_row(hit)))["semantic_cache_hit"] is True
+    late = dict(zip(rows.SPEND_1M_COLUMNS, rows.late_span_rollup_row(hit)))
+    assert (late["calls"], late["semantic_cache_hits"], late["input_tokens"], late["output_images"]) == (1, 1, 0, 0)
+
+
 def test_rollup_window_start_is_read_as_utc():
     doc = rows.parse(b'{"tenant":"acme","window_start":"2026-11-23 15:24:00","calls":3,"cost_usd":1.000000000001}')
     row = dict(zip(rows.SPEND_1M_COLUMNS, rows.rollup_row(doc)))

@@ -1,0 +1,164 @@
+"""Profile the pipeline by stage: CPU-seconds each process spends per 10,000 spans.
+
+    python bench/stage_cpu.py [--spans 20000] [--reps 3] [--variants before after]
+
+On a 2-core machine every stage competes for the same CPUs, so wall-clock throughput of one
+stage says little; CPU time per span does not depend on what else runs. The script starts
+its own stack (collector, Kafka, cost job, loader; ports 35092/35318/35124, state under
+.state/bench-stages), then for each variant restarts only the cost job with that variant's
+settings and, `--reps` times, POSTs `--spans` spans (OTLP/protobuf, 500 per request) and
+waits until every one is a row in ClickHouse. It reads each service's process-tree CPU
+(utime + stime of the process and its children, e.g. the cost job's JVM) before and after,
+subtracts the same service's idle CPU over an equal time, and reports per stage:
+CPU-s per 10k spans and the wall time from the first send to the last row in ClickHouse.
+
+Variants (the cost job's settings): `default`, and `p1` = parallelism 1 (one slot: no hash
+exchange between two subtasks). kafka-python's CRC-32C is printed (C with the `crc32c`
+package, else pure Python): it was the loader's main cost (bench/README.md).
+Prints a table and appends a JSON line to bench/results/stage_cpu.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STATE = REPO / ".state" / "bench-stages"
+os.environ.update({
+    "TOKENPULSE_PATHS_STATE_DIR": str(STATE),
+    "TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:35092",
+    "TOKENPULSE_KAFKA_CONTROLLER_PORT": "35093",
+    "TOKENPULSE_COLLECTOR_PORT": "35318",
+    "TOKENPULSE_COLLECTOR_GRPC_PORT": "35317",
+    "TOKENPULSE_LOADER_QUERY_PORT": "35124",
+})
+sys.path.insert(0, str(REPO / "bench"))
+
+from e2e_throughput import make_batches  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from tokenpulse.settings import Settings  # noqa: E402
+from tokenpulse.sql_client import run_sql  # noqa: E402
+from tokenpulse.stack import Stack  # noqa: E402
+
+STAGES = ("collector", "kafka", "flink-job", "loader")
+VARIANTS = {
+    "default": {},
+    "p1": {"TOKENPULSE_STREAM_PARALLELISM": "1"},
+}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int) -> float:
+    """utime + stime of `root` and every live descendant, in seconds."""
+    children: dict[int, list[tuple[int, float]]] = {}
+    own = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        cpu = (int(fields[11]) + int(fields[12])) / TICK
+        if int(entry) == root:
+            own = cpu
+        children.setdefault(int(fields[1]), []).append((int(entry), cpu))
+    total, todo = own, [root]
+    while todo:
+        for pid, cpu in children.get(todo.pop(), []):
+            total += cpu
+            todo.append(pid)
+    return total
+
+
+def stage_cpu(stack: Stack) -> dict[str, float]:
+    return {name: tree_cpu_s(stack.pid(name)) for name in STAGES}
+
+
+def send_and_wait(settings: Settings, bodies: list[bytes], total: int, run: str) -> float:
+    url = f"http://{settings.collector.host}:{settings.collector.port}/v1/traces"
+    t0 = time.perf_counter()
+    for body in bodies:
+        req = urllib.request.Request(url, data=body, headers={
+            "Content-Type": "application/x-protobuf", "Authorization": "Bearer demo-acme-key"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert r.status == 200
+    landed = 0
+    while landed < total and time.perf_counter() - t0 < 600:
+        time.sleep(0.25)
+        landed = run_sql(settings, "SELECT count() FROM token_spans WHERE session_id LIKE {run:String}",
+                         {"run": f"{run}-%"}).rows[0][0]
+    if landed < total:
+        raise SystemExit(f"only {landed} of {total} spans reached ClickHouse in 600 s")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spans", type=int, default=20_000)
+    ap.add_argument("--reps", type=int, default=3, help="measured runs per variant (variants alternate)")
+    ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default"])
+    args = ap.parse_args()
+
+    settings = Settings()
+    stack = Stack(settings)
+    stack.up(lambda m: print(f"[stack] {m}", file=sys.stderr), only=["kafka", "loader", "collector"])
+    results: dict[str, list[dict]] = {v: [] for v in args.variants}
+    try:
+        for rep in range(args.reps):
+            for variant in args.variants:
+                for k in {k for v in VARIANTS.values() for k in v}:
+                    os.environ.pop(k, None)
+                os.environ.update(VARIANTS[variant])
+                stack.down(only=["flink-job"])
+                stack.up(only=["flink-job"])
+                run = uuid.uuid4().hex[:8]
+                bodies = make_batches(args.spans, 500, run)
+                send_and_wait(settings, make_batches(2000, 500, f"warm{run}"), 2000, f"warm{run}")  # JIT, connections
+                time.sleep(3)
+                idle0 = stage_cpu(stack)
+                time.sleep(10)
+                idle = {k: (v - idle0[k]) / 10 for k, v in stage_cpu(stack).items()}  # CPU-s per second, idle
+                before = stage_cpu(stack)
+                wall = send_and_wait(settings, bodies, args.spans, run)
+                used = stage_cpu(stack)
+                per10k = {k: max(0.0, used[k] - before[k] - idle[k] * wall) * 10_000 / args.spans for k in STAGES}
+                results[variant].append({"wall_s": wall, "cpu_s_per_10k": per10k})
+                tqdm.write(f"rep {rep + 1} {variant:>6}: wall {wall:5.1f} s  " +
+                           "  ".join(f"{k} {v:.2f}" for k, v in per10k.items()), file=sys.stderr)
+    finally:
+        stack.down()
+
+    summary = {}
+    from kafka.record import util as record_util
+    crc = "C" if record_util.crc32c_c is not None else "pure Python"
+    print(f"\nCPU-seconds per 10,000 spans (median of {args.reps}), {args.spans:,} spans per run, crc32c: {crc}")
+    print(f"{'variant':<8}" + "".join(f"{s:>11}" for s in STAGES) + f"{'all':>9}{'wall s':>9}")
+    for variant, runs in results.items():
+        med = {s: statistics.median(r["cpu_s_per_10k"][s] for r in runs) for s in STAGES}
+        wall = statistics.median(r["wall_s"] for r in runs)
+        summary[variant] = {"cpu_s_per_10k": med, "wall_s": wall, "runs": runs}
+        print(f"{variant:<8}" + "".join(f"{med[s]:>11.2f}" for s in STAGES) + f"{sum(med.values()):>9.2f}{wall:>9.1f}")
+    line = {"bench": "stage_cpu", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                     cwd=REPO).stdout.strip(),
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
+            "crc32c": crc, "results": summary}
+    (REPO / "bench" / "results").mkdir(exist_ok=True)
+    with open(REPO / "bench" / "results" / "stage_cpu.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+if __name__ == "__main__":
+    main()
