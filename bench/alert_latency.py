@@ -55,6 +55,7 @@ from tokenpulse.schemas.detectors import DetectorConfig  # noqa: E402
 from tokenpulse.sdk import CircuitBreaker, call_fingerprint  # noqa: E402
 from tokenpulse.settings import Settings  # noqa: E402
 from tokenpulse.stack import Stack  # noqa: E402
+from percentiles import percentile  # noqa: E402
 
 KEY = "demo-acme-key"
 
@@ -72,11 +73,6 @@ def spans_for(session: str, repeats: int) -> list:
             "tokenpulse.call.fingerprint": fp})
         span.end()
     return list(memory.get_finished_spans())
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 def main() -> None:

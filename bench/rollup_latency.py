@@ -55,14 +55,10 @@ from tqdm import tqdm  # noqa: E402
 from tokenpulse.settings import Settings  # noqa: E402
 from tokenpulse.sql_client import run_sql  # noqa: E402
 from tokenpulse.stack import Stack  # noqa: E402
+from percentiles import percentile  # noqa: E402
 
 KEY = "demo-acme-key"
 POLL_S = 0.2
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 def stats(xs: list[float]) -> dict:
