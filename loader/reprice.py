@@ -4,6 +4,9 @@
        expressions the stream job uses, evaluated by ClickHouse); ReplacingMergeTree keeps the
        newer row, so each span still counts once;
     2. rebuild that period's 1-minute rollups from the raw rows (sql/queries/rebuild_spend_1m.sql).
+On a ClickHouse cluster (TOKENPULSE_CLICKHOUSE_CLUSTER) the rollup DELETE goes to every shard's
+`spend_1m_local` ON CLUSTER (a Distributed table takes no DELETE) and the INSERTs wait for the
+shards (insert_distributed_sync), so step 2 reads what step 1 wrote.
 Afterwards raw spans and rollups reconcile again (sql/queries/reconcile_raw_vs_rollups.sql).
 Restart the Flink job with the same catalog first, so new spans are priced the same way.
 """
@@ -13,6 +16,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from tokenpulse.schemas.edge_profiles import EdgeProfiles
+from tokenpulse.sql import QUERIES_DIR
+from tokenpulse.sql.cluster_ddl import replicated_tables, rewrite_statement
 from tokenpulse.schemas.pricing import PriceTable
 from tokenpulse.stream_jobs.pricing_sql import (
     clickhouse_null,
@@ -22,6 +27,7 @@ from tokenpulse.stream_jobs.pricing_sql import (
     priced_columns,
 )
 
+from .migrations import split_statements
 from .rows import TOKEN_SPAN_COLUMNS
 
 _RECOMPUTED = ("priced", "cost_usd", "edge_cost_usd", "cloud_equivalent_cost_usd")
@@ -49,6 +55,24 @@ SELECT {", ".join(TOKEN_SPAN_COLUMNS)} FROM (
   )
 )
 SETTINGS cast_keep_nullable = 1"""  # Flink's CAST keeps NULL; make ClickHouse's do the same
+
+
+def rebuild_rollups_statements(cluster: str | None = None) -> list[str]:
+    """The statements of sql/queries/rebuild_spend_1m.sql, for one node or for `cluster`."""
+    statements = split_statements((QUERIES_DIR / "rebuild_spend_1m.sql").read_text())
+    if not cluster:
+        return statements
+    tables = replicated_tables()
+    return [with_sync_insert(s) for stmt in statements for s in rewrite_statement(stmt, tables, cluster)]
+
+
+def with_sync_insert(statement: str) -> str:
+    """An INSERT through a Distributed table returns once its shards have the rows."""
+    if not statement.lstrip().upper().startswith("INSERT"):
+        return statement
+    if "\nSETTINGS " in statement:
+        return statement + ", insert_distributed_sync = 1"
+    return statement + "\nSETTINGS insert_distributed_sync = 1"
 
 
 def period_params(tenant: str, start: datetime, end: datetime) -> dict:

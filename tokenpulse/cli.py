@@ -208,8 +208,7 @@ def cmd_prices_import(settings: Settings, args) -> int:
 
 def cmd_reprice(settings: Settings, args) -> int:
     from tokenpulse.loader.clickhouse import StoreBusy
-    from tokenpulse.loader.migrations import split_statements
-    from tokenpulse.loader.reprice import period_params, reprice_spans_sql
+    from tokenpulse.loader.reprice import period_params, rebuild_rollups_statements, reprice_spans_sql, with_sync_insert
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
     from .sql_client import QueryError, format_table, run_sql, saved_query
@@ -224,14 +223,16 @@ def cmd_reprice(settings: Settings, args) -> int:
         return 2
     prices = load_price_table(settings.stream.prices_file)
     edge = load_edge_profiles(settings.stream.edge_profiles_file)
+    cluster = settings.clickhouse.cluster or None
     try:
         tenants = args.tenant or [r[0] for r in run_sql(
             settings, "SELECT DISTINCT tenant FROM token_spans WHERE end_time >= {from:DateTime} AND end_time < {to:DateTime}",
             period_params("", args.start, args.to)).rows]
         for tenant in tqdm(tenants, desc="repricing", unit="tenant", file=sys.stderr):
             params = period_params(tenant, args.start, args.to)
-            run_sql(settings, reprice_spans_sql(prices, edge), params)
-            for statement in split_statements(saved_query("rebuild_spend_1m")):
+            run_sql(settings, with_sync_insert(reprice_spans_sql(prices, edge)) if cluster else
+                    reprice_spans_sql(prices, edge), params)
+            for statement in rebuild_rollups_statements(cluster):
                 run_sql(settings, statement, params)
         print(f"repriced {len(tenants)} tenant(s) for [{args.start}, {args.to}); reconciliation:")
         print(format_table(run_sql(settings, saved_query("reconcile_raw_vs_rollups"), {"days": args.days})))

@@ -535,7 +535,8 @@ def run_drills(options: DrillOptions, *, port_base: int = 19400, state_dir: Path
     """Start the drills' stack, run the chosen drills, stop the stack; returns the results."""
     own = state_dir is None
     state = state_dir or Path(tempfile.mkdtemp(prefix="tokenpulse-drills-"))
-    with environment(drill_environment(state, port_base)):
+    results: list[DrillResult] = []
+    with environment(drill_environment(state, port_base)), stop_on_sigterm():
         settings = Settings()
         stack = Stack(settings)
         progress(f"starting the drills' stack in {state} (Kafka :{port_base + 92}, collector :{port_base + 18})")
@@ -544,14 +545,36 @@ def run_drills(options: DrillOptions, *, port_base: int = 19400, state_dir: Path
             for service in stack.selected(STACK_SERVICES):
                 stack.start(patient(service), lambda m: progress(f"  {m}"))
             progress(f"stack up in {time.monotonic() - t0:.0f} s")
-            return DrillRunner(settings, options, progress).run()
+            results = DrillRunner(settings, options, progress).run()
+            return results
         finally:
             stack.down(only=STACK_SERVICES)
-            if own and not keep_state:
+            # A failed or interrupted run keeps its state: the services' logs say what went wrong.
+            failed = not results or not all(r.ok for r in results)
+            if own and not keep_state and not failed:
                 import shutil
                 shutil.rmtree(state, ignore_errors=True)
             elif own:
-                progress(f"state kept in {state}")
+                progress(f"state (logs under {state / 'logs'}) kept in {state}")
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while the drills run, so a killed drill (a test timeout,
+    Ctrl-C's cousin from a supervisor) still stops the stack it started instead of leaving
+    a broker, a Flink job and a loader behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- the table ------------------------------------------------------------------------------------

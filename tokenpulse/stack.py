@@ -189,6 +189,18 @@ class Stack:
     def log_path(self, name: str) -> Path:
         return self.paths.logs / f"{name}.log"
 
+    def _rotate_log(self, name: str, keep: int = 3) -> None:
+        """Keep the logs of the last `keep` runs (<name>.log.1 is the previous one): a restarted
+        service must not erase why it went down. Readiness checks read the fresh log only."""
+        path = self.log_path(name)
+        if not path.exists():
+            return
+        for n in range(keep, 1, -1):
+            older = path.with_name(f"{path.name}.{n - 1}")
+            if older.exists():
+                older.replace(path.with_name(f"{path.name}.{n}"))
+        path.replace(path.with_name(f"{path.name}.1"))
+
     def _pid_path(self, name: str) -> Path:
         return self.paths.pids / f"{name}.pid"
 
@@ -212,6 +224,7 @@ class Stack:
         if service.prepare:
             progress(f"preparing {service.name}")
             service.prepare()
+        self._rotate_log(service.name)
         logfile = open(self.log_path(service.name), "w")
         env = {**os.environ, **(service.env or {})}
         proc = subprocess.Popen(service.command, stdout=logfile, stderr=subprocess.STDOUT, env=env,

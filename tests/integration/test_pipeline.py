@@ -233,8 +233,7 @@ def test_reprice_in_clickhouse_matches_flink_and_applies_corrections(stack_setti
     hand-computed difference, and raw spans and rollups reconcile afterwards."""
     from datetime import datetime, timedelta, timezone
 
-    from tokenpulse.loader.migrations import split_statements
-    from tokenpulse.loader.reprice import period_params, reprice_spans_sql
+    from tokenpulse.loader.reprice import period_params, rebuild_rollups_statements, reprice_spans_sql
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import PriceTable, load_price_table
     from tokenpulse.sql_client import saved_query
@@ -261,7 +260,7 @@ def test_reprice_in_clickhouse_matches_flink_and_applies_corrections(stack_setti
 
     def reprice(table: PriceTable) -> None:
         run_sql(stack_settings, reprice_spans_sql(table, edge), period)
-        for statement in split_statements(saved_query("rebuild_spend_1m")):
+        for statement in rebuild_rollups_statements():
             run_sql(stack_settings, statement, period)
 
     reprice(prices)

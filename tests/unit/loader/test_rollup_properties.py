@@ -12,11 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tokenpulse.loader import rows
-from tokenpulse.loader.migrations import migrate_up, split_statements
-from tokenpulse.loader.reprice import period_params, reprice_spans_sql
+from tokenpulse.loader.migrations import migrate_up
+from tokenpulse.loader.reprice import period_params, rebuild_rollups_statements, reprice_spans_sql
 from tokenpulse.schemas.edge_profiles import load_edge_profiles
 from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
-from tokenpulse.sql import QUERIES_DIR
 
 PRICES, EDGE = load_price_table(), load_edge_profiles()
 BASE_MS = 1763900000000 - 1763900000000 % 60000  # a minute boundary in 2025
@@ -90,7 +89,7 @@ def test_any_split_into_parts_sums_to_the_calls_and_rebuild_reconciles(store, ca
     period = period_params(tenant, datetime.fromtimestamp(BASE_MS / 1000, tz=timezone.utc),
                            datetime.fromtimestamp(BASE_MS / 1000, tz=timezone.utc) + timedelta(minutes=10))
     store.command(reprice_spans_sql(PRICES, EDGE), parameters=period)
-    for statement in split_statements((QUERIES_DIR / "rebuild_spend_1m.sql").read_text()):
+    for statement in rebuild_rollups_statements():
         store.command(statement, parameters=period)
     raw, rolled = store.query(
         "SELECT (SELECT sum(cost_usd) FROM token_spans FINAL WHERE tenant = {t:String}), "

@@ -283,3 +283,28 @@ def test_the_runner_applies_exactly_the_committed_cluster_files():
         for direction, path in (("up", m.up), ("down", m.down)):
             committed = [sql_only(s) for s in split_statements((CLUSTER_DIR / path.name).read_text())]
             assert [sql_only(s) for s in runner.statements(m, direction, "{cluster}")] == committed, path.name
+
+
+# ----------------------------------------------------------------- repricing on a cluster
+
+
+def test_rollup_rebuild_deletes_on_the_shards_and_inserts_synchronously(engine):
+    """`tokenpulse reprice` on a cluster: a Distributed table takes no DELETE, so the rollups'
+    DELETE must go to every shard's local table; the INSERTs must land before the next step."""
+    from tokenpulse.loader.reprice import rebuild_rollups_statements, with_sync_insert
+
+    single = rebuild_rollups_statements()
+    assert [s.split()[0] for s in map(cluster_ddl._strip_comments, single)] == ["DELETE", "INSERT"]
+    clustered = [engine.query("SELECT formatQuery({q:String})", parameters={"q": s}).result_rows[0][0]
+                 for s in rebuild_rollups_statements("prod_ch")]
+    assert len(clustered) == 2
+    assert clustered[0].startswith("DELETE FROM spend_1m_local ON CLUSTER prod_ch WHERE")
+    assert clustered[1].startswith("INSERT INTO spend_1m (") and "insert_distributed_sync = 1" in clustered[1]
+    assert with_sync_insert("INSERT INTO t SELECT 1\nSETTINGS a = 1").endswith("SETTINGS a = 1, insert_distributed_sync = 1")
+    assert with_sync_insert("DELETE FROM t WHERE 1") == "DELETE FROM t WHERE 1"
+    from tokenpulse.loader.reprice import reprice_spans_sql
+    from tokenpulse.schemas.edge_profiles import load_edge_profiles
+    from tokenpulse.schemas.pricing import load_price_table
+    reprice = engine.query("SELECT formatQuery({q:String})", parameters={
+        "q": with_sync_insert(reprice_spans_sql(load_price_table(), load_edge_profiles()))}).result_rows[0][0]
+    assert reprice.endswith("SETTINGS cast_keep_nullable = 1, insert_distributed_sync = 1")
