@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 from tokenpulse.settings import Settings
 
-from .runner import (InsightsRunner, InsightsSettings, KafkaAlertPublisher, build_evaluators, query_fn_for_settings,
+from .runner import (ConfigWatch, InsightsRunner, InsightsSettings, KafkaAlertPublisher, build_evaluators, query_fn_for_settings,
                      sql_insert)
 
 log = logging.getLogger("tokenpulse.insights")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # `tokenpulse down` sends SIGTERM
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         log.info("insights runner: %s every %d s", [e.name for e in evaluators], insights.interval_s)
-        runner.run_forever(stop, insights.interval_s)
+        runner.run_forever(stop, insights.interval_s, ConfigWatch(insights) if insights.reload_config else None)
         return 0
     finally:
         if publisher is not None:

@@ -92,6 +92,9 @@ class InsightsSettings(BaseSettings):
     # only re-reads the same minutes.
     interval_s: int = Field(default=60, ge=5, le=3600)
     budgets_file: Path = REPO_ROOT / "schemas" / "budgets.yaml"
+    growth_file: Path = REPO_ROOT / "schemas" / "growth.yaml"  # growth, Jevons and savings rules
+    # Re-read budgets_file / growth_file when they change (checked before every cycle).
+    reload_config: bool = True
     # Minutes younger than this are not judged yet: a 1-minute window closes after the
     # stream's watermark delay (10 s) and reaches ClickHouse after the loader's batch (1 s).
     # Counting a half-loaded minute would understate the 5-minute burn window.
@@ -136,6 +139,41 @@ def build_evaluators(settings: InsightsSettings) -> list[Evaluator]:
     if len(set(names)) != len(names):
         raise ValueError(f"two evaluators share a name: {names}")
     return out
+
+
+class ConfigWatch:
+    """Rebuilds the evaluators when a config file changes, so a new budget or rule takes effect
+    at the next cycle without a restart. A file that no longer validates is logged and the
+    running evaluators are kept: a typo must not stop budget alerts."""
+
+    def __init__(self, settings: InsightsSettings) -> None:
+        self.settings = settings
+        self.paths = [Path(settings.budgets_file), Path(settings.growth_file)]
+        self._seen = self._stamps()
+
+    def _stamps(self) -> list[tuple[int, int] | None]:
+        stamps: list[tuple[int, int] | None] = []
+        for path in self.paths:
+            try:
+                st = path.stat()
+                stamps.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamps.append(None)
+        return stamps
+
+    def __call__(self) -> list[Evaluator] | None:
+        """New evaluators if a file changed and validates; else None."""
+        stamps = self._stamps()
+        if stamps == self._seen:
+            return None
+        self._seen = stamps
+        try:
+            evaluators = build_evaluators(self.settings)
+        except Exception as exc:  # noqa: BLE001 - validation, YAML or I/O: keep what runs
+            log.error("config changed but does not load (%s); still running the previous config", exc)
+            return None
+        log.info("config changed (%s): evaluators rebuilt", ", ".join(str(p) for p in self.paths))
+        return evaluators
 
 
 # ---------------------------------------------------------------- query / insert / publish
@@ -320,10 +358,15 @@ class InsightsRunner:
         report.duration_ms = (time.perf_counter() - started) * 1000
         return report
 
-    def run_forever(self, stop: threading.Event, interval_s: int) -> None:
-        """Evaluate at every multiple of interval_s (wall clock) until `stop` is set."""
+    def run_forever(self, stop: threading.Event, interval_s: int,
+                    reload: Callable[[], list[Evaluator] | None] | None = None) -> None:
+        """Evaluate at every multiple of interval_s (wall clock) until `stop` is set; before each
+        cycle, `reload` may hand over new evaluators (they restore their open incidents)."""
         self.restore()
         while not stop.is_set():
+            if reload is not None and (fresh := reload()) is not None:
+                self.evaluators = fresh
+                self.restore()
             report = self.run_once()
             log.info("cycle: %.0f ms, rows %s, alerts published %d, pending %d%s", report.duration_ms,
                      report.rows, report.alerts_published, report.alerts_pending,

@@ -152,7 +152,7 @@ def cmd_config_check(settings: Settings, args) -> int:
     from tokenpulse.alerts.config import load_hooks
     from tokenpulse.insights.runner import InsightsSettings
     from tokenpulse.schemas.budgets import load_budget_config
-    from tokenpulse.schemas.growth import DEFAULT_GROWTH_FILE, load_growth_config
+    from tokenpulse.schemas.growth import load_growth_config
     from tokenpulse.schemas.detectors import load_detector_config
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
@@ -176,7 +176,7 @@ def cmd_config_check(settings: Settings, args) -> int:
         # The dispatcher reads hook secrets from its environment; check them as it will.
         ("hooks", settings.alerts.hooks_file, lambda p: f"{len(load_hooks(p, environ=dispatcher_environ()).hooks)} hooks"),
         ("budgets", InsightsSettings().budgets_file, lambda p: f"{len(load_budget_config(p).budgets)} budgets"),
-        ("growth", DEFAULT_GROWTH_FILE, lambda p: f"{len(load_growth_config(p).expected_growth)} planned rollouts"),
+        ("growth", InsightsSettings().growth_file, lambda p: f"{len(load_growth_config(p).expected_growth)} planned rollouts"),
     )
     errors = 0
     for label, path, check in checks:

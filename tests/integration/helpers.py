@@ -21,6 +21,16 @@ def port(base: int) -> int:
     return base + PORT_OFFSET
 
 
+# What a test's own stack may inherit from this process's environment; every other TOKENPULSE_*
+# variable belongs to the session stack (e.g. its Kafka inputs for tenant acme).
+INHERITED = ("TOKENPULSE_PATHS_CACHE_DIR", "TOKENPULSE_IT_PORT_OFFSET")
+
+
+def without_session_settings(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` minus the session stack's TOKENPULSE_* settings, for a stack of the test's own."""
+    return {k: v for k, v in environ.items() if not k.startswith("TOKENPULSE_") or k in INHERITED}
+
+
 def wait_for(settings: Settings, sql: str, params: dict, done, timeout_s: float = 150.0):
     """Poll a query until `done(rows)` holds; return the rows (the last ones on timeout)."""
     deadline = time.monotonic() + timeout_s

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import port
+from helpers import port, without_session_settings
 
 from tokenpulse.settings import REPO_ROOT
 
@@ -30,7 +30,7 @@ DRILLS = ["broker_restart", "flink_restore", "loader_down", "collector_crash", "
 def test_every_fault_drill_reconciles(tmp_path):
     out = tmp_path / "drills.json"
     # The session stack's settings live in this process's environment: keep them from the child.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENPULSE_") or k == "TOKENPULSE_PATHS_CACHE_DIR"}
+    env = without_session_settings(dict(os.environ))
     command = [sys.executable, "-m", "tokenpulse.cli", "drill", "--loader-down-s", "10", "--broker-down-s", "5",
                "--traffic-s", "3", "--port-base", str(port(21400)), "--json", str(out)]
     t0 = time.monotonic()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import port
+from helpers import port, without_session_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -35,9 +35,8 @@ def fuzz_stack(tmp_path, monkeypatch):
     env = fz.stack_environment(tmp_path, {k: v - offset for k, v in base.items()})
     # The session stack's settings (e.g. its Kafka inputs for tenant acme) are in this process's
     # environment: this stack gets only its own.
-    for k in [k for k in os.environ if k.startswith("TOKENPULSE_")]:
-        if k not in ("TOKENPULSE_PATHS_CACHE_DIR", "TOKENPULSE_IT_PORT_OFFSET"):
-            monkeypatch.delenv(k)
+    for k in set(os.environ) - set(without_session_settings(dict(os.environ))):
+        monkeypatch.delenv(k)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     from tokenpulse.settings import Settings

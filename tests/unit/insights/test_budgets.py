@@ -348,3 +348,52 @@ def test_saved_queries_answer_from_budget_status(store, query, tenant):
     assert set(fc) == {"all", "team"} and fc["all"]["basis"] == 4
     assert fc["all"]["p_low_usd"] < fc["all"]["p50_usd"] < fc["all"]["p_high_usd"]
     assert fc["team"]["verdict"] == "over"  # $200/day for 26 more days on a $2000 budget
+
+
+# ---------------------------------------------------------------- config reload
+
+
+def test_a_changed_budgets_file_takes_effect_next_cycle_and_a_broken_one_is_ignored(tmp_path, query, caplog):
+    import os
+    import threading
+
+    from tokenpulse.insights.runner import ConfigWatch
+
+    path = tmp_path / "budgets.yaml"
+    path.write_text(json.dumps({"budgets": [budget("first", {"tenant": "acme"}, "100")]}))
+    settings = InsightsSettings(budgets_file=path, evaluators=["budgets"])
+    watch = ConfigWatch(settings)
+    assert watch() is None  # nothing changed since it started
+
+    def bump(text):  # a new mtime even within the file system's timestamp granularity
+        path.write_text(text)
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    bump(json.dumps({"budgets": [budget("first", {"tenant": "acme"}, "100"),
+                                 budget("second", {"tenant": "acme", "team": "x"}, "50")]}))
+    (fresh,) = watch()
+    assert [b.id for b in fresh.config.budgets] == ["first", "second"]
+    assert watch() is None
+
+    bump("budgets: [{id: broken, scope: {tenant: acme}, period: fortnightly, amount_usd: '-1'}]")
+    with caplog.at_level("ERROR", logger="tokenpulse.insights"):
+        assert watch() is None
+    assert "still running the previous config" in caplog.text
+
+    # the runner swaps the evaluators in before its next cycle
+    stop, seen = threading.Event(), []
+
+    class Probe:
+        name = "budgets"
+
+        def evaluate(self, query, now):
+            seen.append(self)
+            stop.set()
+            return [], []
+
+    probe = Probe()
+    reloads = iter([[probe]])
+    run = InsightsRunner([BudgetEvaluator(config())], query=query, insert=lambda *a: None, publish=lambda a: None)
+    run.run_forever(stop, 5, reload=lambda: next(reloads, None))
+    assert seen == [probe] and run.evaluators == [probe]
