@@ -16,6 +16,10 @@ Variants (the cost job's settings): `default`, and `p1` = parallelism 1 (one slo
 exchange between two subtasks). kafka-python's CRC-32C is printed (C with the `crc32c`
 package, else pure Python): it was the loader's main cost (bench/README.md).
 Prints a table and appends a JSON line to bench/results/stage_cpu.jsonl.
+
+`--jfr`: also record the cost job's JVM with Java Flight Recorder during each variant's first
+measured run and print where its samples are (bench/jfr_profile.py; recordings kept under
+.state/bench-stages/jfr/).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ os.environ.update({
 })
 sys.path.insert(0, str(REPO / "bench"))
 
+import jfr_profile  # noqa: E402
 from e2e_throughput import make_batches  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -109,12 +114,14 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=20_000)
     ap.add_argument("--reps", type=int, default=3, help="measured runs per variant (variants alternate)")
     ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default"])
+    ap.add_argument("--jfr", action="store_true", help="profile the cost job's JVM in each variant's first run")
     args = ap.parse_args()
 
     settings = Settings()
     stack = Stack(settings)
     stack.up(lambda m: print(f"[stack] {m}", file=sys.stderr), only=["kafka", "loader", "collector"])
     results: dict[str, list[dict]] = {v: [] for v in args.variants}
+    profiles: dict[str, dict] = {}
     try:
         for rep in range(args.reps):
             for variant in args.variants:
@@ -130,9 +137,17 @@ def main() -> None:
                 idle0 = stage_cpu(stack)
                 time.sleep(10)
                 idle = {k: (v - idle0[k]) / 10 for k, v in stage_cpu(stack).items()}  # CPU-s per second, idle
+                jvm = jfr_profile.jvm_pids(stack.pid("flink-job"))[:1] if args.jfr and rep == 0 else []
+                for pid in jvm:
+                    jfr_profile.start(pid)
                 before = stage_cpu(stack)
                 wall = send_and_wait(settings, bodies, args.spans, run)
                 used = stage_cpu(stack)
+                for pid in jvm:
+                    recording = jfr_profile.stop(pid, STATE / "jfr" / f"cost-job-{variant}-{run}.jfr")
+                    profiles[variant] = jfr_profile.summarize(recording)
+                    tqdm.write(f"\n[jfr] cost job, {variant}, {recording}:\n"
+                               + jfr_profile.format_summary(profiles[variant]), file=sys.stderr)
                 per10k = {k: max(0.0, used[k] - before[k] - idle[k] * wall) * 10_000 / args.spans for k in STAGES}
                 results[variant].append({"wall_s": wall, "cpu_s_per_10k": per10k})
                 tqdm.write(f"rep {rep + 1} {variant:>6}: wall {wall:5.1f} s  " +
@@ -154,7 +169,7 @@ def main() -> None:
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                      cwd=REPO).stdout.strip(),
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
-            "crc32c": crc, "results": summary}
+            "crc32c": crc, "results": summary, "jfr": profiles}
     (REPO / "bench" / "results").mkdir(exist_ok=True)
     with open(REPO / "bench" / "results" / "stage_cpu.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")

@@ -5,7 +5,7 @@ duplicate delivery. Every drill must reconcile: 0 lost, 0 counted twice, 0 USD d
 The command starts its own stack (temporary state dir, ports from --port-base) in a child
 process, so this module does not touch the session stack. Cost: 346 s measured with other
 suites loading the 2-core box (stack 128 s, drills 194 s, the last window closing ~20 s;
-docs/fault_drills.md); less on an idle box.
+docs/fault_drills.md); 179 s on a quiet box.
 """
 
 from __future__ import annotations

@@ -1,0 +1,131 @@
+"""Where a JVM stage spends its CPU: Java Flight Recorder on a running process, summarized.
+
+    python bench/jfr_profile.py summarize recording.jfr [--top 25]
+
+Used by `bench/stage_cpu.py --jfr` on the cost job (the PyFlink job's MiniCluster runs in a
+Java child of the Python process). JFR ships with the JDK (`jcmd`, `jfr`), samples running
+Java threads every 10 ms with the `profile` settings, and costs a few percent of CPU, so
+the measured CPU per span stays comparable.
+
+The summary has two views of the same samples:
+* **self**: the method on top of the stack (where the CPU actually goes);
+* **by part**: each sample charged once to the first frame, from the top, that belongs to a
+  part we can act on (JSON, Kafka client, state, checkpointing, generated SQL code, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+# Part of the job -> prefixes of the classes that do it, checked from the top of the stack.
+# Order matters: the first part whose prefix matches a frame (walking down from the top) wins.
+PARTS: list[tuple[str, tuple[str, ...]]] = [
+    ("JSON (de)serialization", ("org.apache.flink.formats.json", "org.apache.flink.shaded.jackson",
+                                "com.fasterxml.jackson")),
+    ("Kafka client (fetch, produce, CRC)", ("org.apache.flink.kafka.shaded.org.apache.kafka",
+                                            "org.apache.kafka")),
+    ("state (dedup, windows)", ("org.apache.flink.runtime.state", "org.apache.flink.contrib.streaming.state",
+                                "org.rocksdb", "org.apache.flink.table.runtime.operators.deduplicate",
+                                "org.apache.flink.table.runtime.operators.window")),
+    ("generated SQL code (pricing CASE, projections)", ("StreamExecCalc", "org.codehaus.janino",
+                                                        "org.apache.flink.table.runtime.generated")),
+    ("row data / decimals", ("org.apache.flink.table.data", "java.math")),
+    ("network between tasks", ("org.apache.flink.runtime.io.network",)),
+    ("checkpointing", ("org.apache.flink.runtime.checkpoint", "org.apache.flink.streaming.runtime.tasks"
+                       ".SubtaskCheckpointCoordinatorImpl")),
+]
+
+
+def jvm_pids(root: int) -> list[int]:
+    """Java processes in the process tree under `root` (inclusive)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            exe = Path(f"/proc/{pid}/exe").resolve().name
+        except OSError:
+            exe = ""
+        if exe == "java":
+            found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def start(pid: int, name: str = "tokenpulse") -> None:
+    subprocess.run(["jcmd", str(pid), "JFR.start", f"name={name}", "settings=profile"],
+                   check=True, capture_output=True, text=True)
+
+
+def stop(pid: int, path: Path, name: str = "tokenpulse") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["jcmd", str(pid), "JFR.stop", f"name={name}", f"filename={path}"],
+                   check=True, capture_output=True, text=True)
+    for _ in range(50):  # the file is written by the target JVM; wait for it
+        if path.exists() and path.stat().st_size > 0:
+            break
+        time.sleep(0.1)
+    return path
+
+
+def _frames(recording: Path) -> list[list[str]]:
+    """Each execution sample's stack, top frame first, as 'package.Class.method'."""
+    out = subprocess.run(["jfr", "print", "--json", "--stack-depth", "64", "--events", "jdk.ExecutionSample",
+                          str(recording)], check=True, capture_output=True, text=True).stdout
+    stacks = []
+    for event in json.loads(out)["recording"]["events"]:
+        frames = (event["values"].get("stackTrace") or {}).get("frames") or []
+        stacks.append([f"{f['method']['type']['name']}.{f['method']['name']}" for f in frames])
+    return stacks
+
+
+def part_of(stack: list[str]) -> str:
+    for frame in stack:
+        for part, prefixes in PARTS:
+            if frame.startswith(prefixes):  # generated classes have no package: "StreamExecCalc$12.processElement"
+                return part
+    return "other"
+
+
+def summarize(recording: Path, top: int = 25) -> dict:
+    stacks = [s for s in _frames(recording) if s]
+    n = len(stacks) or 1
+    self_time = Counter(s[0] for s in stacks)
+    parts = Counter(part_of(s) for s in stacks)
+    return {"samples": len(stacks),
+            "by_part": {p: round(c / n, 4) for p, c in parts.most_common()},
+            "self_top": [(m, round(c / n, 4)) for m, c in self_time.most_common(top)]}
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"{summary['samples']:,} samples", "", "share  part"]
+    lines += [f"{share:6.1%} {part}" for part, share in summary["by_part"].items()]
+    lines += ["", "share  self (top of stack)"]
+    lines += [f"{share:6.1%} {method}" for method, share in summary["self_top"]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("summarize", help="print where a recording's samples are")
+    s.add_argument("recording", type=Path)
+    s.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+    print(format_summary(summarize(args.recording, args.top)))
+
+
+if __name__ == "__main__":
+    main()
