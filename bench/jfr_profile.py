@@ -4,20 +4,23 @@
 
 Used by `bench/stage_cpu.py --jfr` on the cost job (the PyFlink job's MiniCluster runs in a
 Java child of the Python process). JFR ships with the JDK (`jcmd`, `jfr`), samples running
-Java threads every 10 ms with the `profile` settings, and costs a few percent of CPU, so
-the measured CPU per span stays comparable.
+Java threads every 10 ms (CPU samples only, see SAMPLES_ONLY).
 
 The summary has two views of the same samples:
 * **self**: the method on top of the stack (where the CPU actually goes);
 * **by part**: each sample charged once to the first frame, from the top, that belongs to a
-  part we can act on (JSON, Kafka client, state, checkpointing, generated SQL code, ...).
+  part we can act on (JSON, Kafka client, state, checkpointing, generated SQL code, ...);
+  shared helpers (strings, decimals, row copies) count for the part that called them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -64,8 +67,44 @@ def jvm_pids(root: int) -> list[int]:
     return found
 
 
+# Only CPU samples, every 10 ms: the JDK's "profile" settings also record allocations, locks
+# and I/O, which cost the job measurably more CPU than the samples alone.
+SAMPLES_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
+<configuration version="2.0" label="tokenpulse-cpu">
+  <event name="jdk.ExecutionSample"><setting name="enabled">true</setting><setting name="period">10 ms</setting></event>
+</configuration>
+"""
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) per thread group of a live process, by thread name with digits
+    and subtask indexes folded ("C2 CompilerThread0" -> "C2 CompilerThread#"). Unlike JFR's
+    samples this also counts native work: the JIT compilers and the garbage collector."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        group = re.sub(r"\d+", "#", name)
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def thread_cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per thread group between two thread_cpu() readings, largest first (threads
+    that ended in between are missed: JIT and GC threads live as long as the JVM)."""
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    return dict(sorted(((k, round(v, 2)) for k, v in delta.items() if v > 0), key=lambda kv: -kv[1]))
+
+
 def start(pid: int, name: str = "tokenpulse") -> None:
-    subprocess.run(["jcmd", str(pid), "JFR.start", f"name={name}", "settings=profile"],
+    settings = Path(tempfile.gettempdir()) / "tokenpulse-cpu.jfc"
+    settings.write_text(SAMPLES_ONLY)
+    subprocess.run(["jcmd", str(pid), "JFR.start", f"name={name}", f"settings={settings}"],
                    check=True, capture_output=True, text=True)
 
 
@@ -87,16 +126,24 @@ def _frames(recording: Path) -> list[list[str]]:
     stacks = []
     for event in json.loads(out)["recording"]["events"]:
         frames = (event["values"].get("stackTrace") or {}).get("frames") or []
-        stacks.append([f"{f['method']['type']['name']}.{f['method']['name']}" for f in frames])
+        # JFR names classes "org/apache/flink/..."; use the dotted names people search for
+        stacks.append([f"{f['method']['type']['name'].replace('/', '.')}.{f['method']['name']}" for f in frames])
     return stacks
+
+
+# Classes every part uses (strings, decimals, row copies): a sample on top of one of them is
+# charged to the nearest caller that belongs to a specific part.
+GENERIC = "row data / decimals"
 
 
 def part_of(stack: list[str]) -> str:
     for frame in stack:
         for part, prefixes in PARTS:
-            if frame.startswith(prefixes):  # generated classes have no package: "StreamExecCalc$12.processElement"
+            # generated classes have no package: "StreamExecCalc$12.processElement"
+            if part != GENERIC and frame.startswith(prefixes):
                 return part
-    return "other"
+    generic = dict(PARTS)[GENERIC]
+    return GENERIC if any(f.startswith(generic) for f in stack) else "other"
 
 
 def summarize(recording: Path, top: int = 25) -> dict:

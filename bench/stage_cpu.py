@@ -12,8 +12,9 @@ waits until every one is a row in ClickHouse. It reads each service's process-tr
 subtracts the same service's idle CPU over an equal time, and reports per stage:
 CPU-s per 10k spans and the wall time from the first send to the last row in ClickHouse.
 
-Variants (the cost job's settings): `default`, and `p1` = parallelism 1 (one slot: no hash
-exchange between two subtasks). kafka-python's CRC-32C is printed (C with the `crc32c`
+Variants (the cost job's settings): `default`, `p1` = parallelism 1 (one slot: no hash
+exchange between two subtasks), `lookup` = prices from the Java lookup function instead of
+the generated CASE. kafka-python's CRC-32C is printed (C with the `crc32c`
 package, else pure Python): it was the loader's main cost (bench/README.md).
 Prints a table and appends a JSON line to bench/results/stage_cpu.jsonl.
 
@@ -52,14 +53,19 @@ import jfr_profile  # noqa: E402
 from e2e_throughput import make_batches  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from tokenpulse.schemas import topics  # noqa: E402
 from tokenpulse.settings import Settings  # noqa: E402
 from tokenpulse.sql_client import run_sql  # noqa: E402
 from tokenpulse.stack import Stack  # noqa: E402
 
-STAGES = ("collector", "kafka", "flink-job", "loader")
+STAGES = ["collector", "kafka", "flink-job", "loader"]
+# --full-stack: also the services that act on the priced spans (the loop-detection job reads
+# every one; the dispatcher and insights mostly wait).
+MORE_STAGES = ["loop-detector", "alerts", "insights"]
 VARIANTS = {
     "default": {},
     "p1": {"TOKENPULSE_STREAM_PARALLELISM": "1"},
+    "lookup": {"TOKENPULSE_STREAM_PRICE_LOOKUP": "lookup"},  # the Java price lookup, not the CASE
 }
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -109,17 +115,49 @@ def send_and_wait(settings: Settings, bodies: list[bytes], total: int, run: str)
     return time.perf_counter() - t0
 
 
+def wait_caught_up(settings: Settings, group: str, topic: str, timeout_s: float = 900) -> float:
+    """Wait until consumer group `group` has committed the end of `topic` (a Flink job commits
+    on checkpoints, so this is checkpoint-grained); returns the seconds waited. A stage still
+    working off a backlog would otherwise look busy while "idle" and its CPU be subtracted."""
+    from kafka import KafkaAdminClient, KafkaConsumer
+
+    admin = KafkaAdminClient(**settings.kafka.client_options())
+    consumer = KafkaConsumer(**settings.kafka.client_options())
+    t0 = time.perf_counter()
+    try:
+        while time.perf_counter() - t0 < timeout_s:
+            committed = {tp: m.offset for tp, m in admin.list_group_offsets(group)[group].items() if tp.topic == topic}
+            ends = consumer.end_offsets(list(committed)) if committed else {}
+            if committed and all(committed[tp] >= ends[tp] for tp in committed):
+                return time.perf_counter() - t0
+            time.sleep(2)
+        raise SystemExit(f"{group} did not catch up with {topic} in {timeout_s:.0f} s")
+    finally:
+        admin.close()
+        consumer.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spans", type=int, default=20_000)
     ap.add_argument("--reps", type=int, default=3, help="measured runs per variant (variants alternate)")
     ap.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default"])
+    ap.add_argument("--warm", type=int, default=2000, help="spans sent (unmeasured) after each job start")
+    ap.add_argument("--keep-job", action="store_true",
+                    help="start the cost job once, not before every run (one variant): later runs show it warm")
+    ap.add_argument("--full-stack", action="store_true",
+                    help="run and measure the loop detector, alert dispatcher and insights too")
     ap.add_argument("--jfr", action="store_true", help="profile the cost job's JVM in each variant's first run")
     args = ap.parse_args()
+    if args.keep_job and len(args.variants) > 1:
+        ap.error("--keep-job needs one variant")
 
     settings = Settings()
     stack = Stack(settings)
-    stack.up(lambda m: print(f"[stack] {m}", file=sys.stderr), only=["kafka", "loader", "collector"])
+    if args.full_stack:
+        STAGES.extend(MORE_STAGES)
+    stack.up(lambda m: print(f"[stack] {m}", file=sys.stderr),
+             only=["kafka", "loader", "collector", *(MORE_STAGES if args.full_stack else [])])
     results: dict[str, list[dict]] = {v: [] for v in args.variants}
     profiles: dict[str, dict] = {}
     try:
@@ -128,30 +166,41 @@ def main() -> None:
                 for k in {k for v in VARIANTS.values() for k in v}:
                     os.environ.pop(k, None)
                 os.environ.update(VARIANTS[variant])
-                stack.down(only=["flink-job"])
-                stack.up(only=["flink-job"])
                 run = uuid.uuid4().hex[:8]
+                if rep == 0 or not args.keep_job:
+                    stack.down(only=["flink-job"])
+                    stack.up(only=["flink-job"])
+                    send_and_wait(settings, make_batches(args.warm, 500, f"warm{run}"), args.warm, f"warm{run}")  # JIT, connections
                 bodies = make_batches(args.spans, 500, run)
-                send_and_wait(settings, make_batches(2000, 500, f"warm{run}"), 2000, f"warm{run}")  # JIT, connections
+                if args.full_stack:  # the loop detector reads every priced span: let it finish the warm-up's
+                    waited = wait_caught_up(settings, settings.detector.consumer_group, topics.PRICED_SPANS.name)
+                    tqdm.write(f"loop detector caught up after {waited:.0f} s", file=sys.stderr)
                 time.sleep(3)
                 idle0 = stage_cpu(stack)
                 time.sleep(10)
                 idle = {k: (v - idle0[k]) / 10 for k, v in stage_cpu(stack).items()}  # CPU-s per second, idle
-                jvm = jfr_profile.jvm_pids(stack.pid("flink-job"))[:1] if args.jfr and rep == 0 else []
-                for pid in jvm:
-                    jfr_profile.start(pid)
+                jvm = jfr_profile.jvm_pids(stack.pid("flink-job"))[0]  # the MiniCluster's JVM
+                recording = STATE / "jfr" / f"cost-job-{variant}-{run}.jfr" if args.jfr and rep == 0 else None
+                if recording:
+                    jfr_profile.start(jvm)
+                threads0 = jfr_profile.thread_cpu(jvm)
                 before = stage_cpu(stack)
                 wall = send_and_wait(settings, bodies, args.spans, run)
                 used = stage_cpu(stack)
-                for pid in jvm:
-                    recording = jfr_profile.stop(pid, STATE / "jfr" / f"cost-job-{variant}-{run}.jfr")
-                    profiles[variant] = jfr_profile.summarize(recording)
+                threads = jfr_profile.thread_cpu_delta(threads0, jfr_profile.thread_cpu(jvm))
+                if recording:
+                    profiles[variant] = jfr_profile.summarize(jfr_profile.stop(jvm, recording))
                     tqdm.write(f"\n[jfr] cost job, {variant}, {recording}:\n"
                                + jfr_profile.format_summary(profiles[variant]), file=sys.stderr)
+                tqdm.write("\nCPU s  cost job's JVM threads\n" + "\n".join(
+                    f"{v:6.2f} {k}" for k, v in list(threads.items())[:8]), file=sys.stderr)
                 per10k = {k: max(0.0, used[k] - before[k] - idle[k] * wall) * 10_000 / args.spans for k in STAGES}
-                results[variant].append({"wall_s": wall, "cpu_s_per_10k": per10k})
+                jit = sum(v for k, v in threads.items() if "CompilerThre" in k) * 10_000 / args.spans
+                results[variant].append({"wall_s": wall, "cpu_s_per_10k": per10k, "jit_cpu_s_per_10k": jit,
+                                         "job_thread_cpu_s": threads})
                 tqdm.write(f"rep {rep + 1} {variant:>6}: wall {wall:5.1f} s  " +
-                           "  ".join(f"{k} {v:.2f}" for k, v in per10k.items()), file=sys.stderr)
+                           "  ".join(f"{k} {v:.2f}" for k, v in per10k.items()) + f"  (of which JIT {jit:.2f})",
+                           file=sys.stderr)
     finally:
         stack.down()
 
@@ -159,12 +208,14 @@ def main() -> None:
     from kafka.record import util as record_util
     crc = "C" if record_util.crc32c_c is not None else "pure Python"
     print(f"\nCPU-seconds per 10,000 spans (median of {args.reps}), {args.spans:,} spans per run, crc32c: {crc}")
-    print(f"{'variant':<8}" + "".join(f"{s:>11}" for s in STAGES) + f"{'all':>9}{'wall s':>9}")
+    print(f"{'variant':<8}" + "".join(f"{s:>11}" for s in STAGES) + f"{'all':>9}{'wall s':>9}{'job JIT':>11}")
     for variant, runs in results.items():
         med = {s: statistics.median(r["cpu_s_per_10k"][s] for r in runs) for s in STAGES}
         wall = statistics.median(r["wall_s"] for r in runs)
-        summary[variant] = {"cpu_s_per_10k": med, "wall_s": wall, "runs": runs}
-        print(f"{variant:<8}" + "".join(f"{med[s]:>11.2f}" for s in STAGES) + f"{sum(med.values()):>9.2f}{wall:>9.1f}")
+        jit = statistics.median(r["jit_cpu_s_per_10k"] for r in runs)
+        summary[variant] = {"cpu_s_per_10k": med, "wall_s": wall, "jit_cpu_s_per_10k": jit, "runs": runs}
+        print(f"{variant:<8}" + "".join(f"{med[s]:>11.2f}" for s in STAGES) + f"{sum(med.values()):>9.2f}{wall:>9.1f}"
+              + f"{jit:>11.2f}")
     line = {"bench": "stage_cpu", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                      cwd=REPO).stdout.strip(),
