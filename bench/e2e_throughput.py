@@ -168,6 +168,26 @@ def end_to_end(settings: Settings, bodies: list[bytes], senders: int, total: int
             "e2e_raw_seconds": raw_s, "rollups_complete_seconds": rollup_s, "rolled_up_calls": int(rolled)}
 
 
+def send_and_wait(settings: Settings, bodies: list[bytes], total: int, run: str, timeout_s: float = 600) -> float:
+    """POST OTLP/protobuf bodies one after another, then wait until every span of `run` is a row
+    in ClickHouse; returns the seconds from the first send."""
+    url = f"http://{settings.collector.host}:{settings.collector.port}/v1/traces"
+    t0 = time.perf_counter()
+    for body in bodies:
+        req = urllib.request.Request(url, data=body, headers={
+            "Content-Type": "application/x-protobuf", "Authorization": "Bearer demo-acme-key"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert r.status == 200
+    landed = 0
+    while landed < total and time.perf_counter() - t0 < timeout_s:
+        time.sleep(0.25)
+        landed = run_sql(settings, "SELECT count() FROM token_spans WHERE session_id LIKE {run:String}",
+                         {"run": f"{run}-%"}).rows[0][0]
+    if landed < total:
+        raise SystemExit(f"only {landed} of {total} spans reached ClickHouse in {timeout_s:.0f} s")
+    return time.perf_counter() - t0
+
+
 def warm_up(settings: Settings, spans: int, batch: int) -> float:
     """Send `spans` spans through the whole pipeline (service bench-warm, not measured) and wait
     until all are rows: a fresh cost job spends most of its first ~150k spans' CPU in the JIT
@@ -175,20 +195,7 @@ def warm_up(settings: Settings, spans: int, batch: int) -> float:
     if spans <= 0:
         return 0.0
     run = f"warm{uuid.uuid4().hex[:8]}"
-    url = f"http://{settings.collector.host}:{settings.collector.port}/v1/traces"
-    t0 = time.perf_counter()
-    for body in tqdm(make_batches(spans, batch, run, service="bench-warm"), desc="warming up", unit="request",
-                     file=sys.stderr):
-        req = urllib.request.Request(url, data=body, headers={
-            "Content-Type": "application/x-protobuf", "Authorization": "Bearer demo-acme-key"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            assert r.status == 200
-    landed = 0
-    while landed < spans and time.perf_counter() - t0 < 900:
-        time.sleep(0.5)
-        landed = run_sql(settings, "SELECT count() FROM token_spans WHERE session_id LIKE {run:String}",
-                         {"run": f"{run}-%"}).rows[0][0]
-    return time.perf_counter() - t0
+    return send_and_wait(settings, make_batches(spans, batch, run, service="bench-warm"), spans, run, timeout_s=900)
 
 
 def main() -> None:

@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -50,12 +49,11 @@ os.environ.update({
 sys.path.insert(0, str(REPO / "bench"))
 
 import jfr_profile  # noqa: E402
-from e2e_throughput import make_batches  # noqa: E402
+from e2e_throughput import make_batches, send_and_wait  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from tokenpulse.schemas import topics  # noqa: E402
 from tokenpulse.settings import Settings  # noqa: E402
-from tokenpulse.sql_client import run_sql  # noqa: E402
 from tokenpulse.stack import Stack  # noqa: E402
 
 STAGES = ["collector", "kafka", "flink-job", "loader"]
@@ -95,24 +93,6 @@ def tree_cpu_s(root: int) -> float:
 
 def stage_cpu(stack: Stack) -> dict[str, float]:
     return {name: tree_cpu_s(stack.pid(name)) for name in STAGES}
-
-
-def send_and_wait(settings: Settings, bodies: list[bytes], total: int, run: str) -> float:
-    url = f"http://{settings.collector.host}:{settings.collector.port}/v1/traces"
-    t0 = time.perf_counter()
-    for body in bodies:
-        req = urllib.request.Request(url, data=body, headers={
-            "Content-Type": "application/x-protobuf", "Authorization": "Bearer demo-acme-key"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            assert r.status == 200
-    landed = 0
-    while landed < total and time.perf_counter() - t0 < 600:
-        time.sleep(0.25)
-        landed = run_sql(settings, "SELECT count() FROM token_spans WHERE session_id LIKE {run:String}",
-                         {"run": f"{run}-%"}).rows[0][0]
-    if landed < total:
-        raise SystemExit(f"only {landed} of {total} spans reached ClickHouse in 600 s")
-    return time.perf_counter() - t0
 
 
 def wait_caught_up(settings: Settings, group: str, topic: str, timeout_s: float = 900) -> float:
