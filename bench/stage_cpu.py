@@ -14,7 +14,7 @@ CPU-s per 10k spans and the wall time from the first send to the last row in Cli
 
 Variants (the cost job's settings): `default`, `p1` = parallelism 1 (one slot: no hash
 exchange between two subtasks), `lookup` = prices from the Java lookup function instead of
-the generated CASE. kafka-python's CRC-32C is printed (C with the `crc32c`
+the generated CASE, `c1` = the job's JVM with the C1 compiler only. kafka-python's CRC-32C is printed (C with the `crc32c`
 package, else pure Python): it was the loader's main cost (bench/README.md).
 Prints a table and appends a JSON line to bench/results/stage_cpu.jsonl.
 
@@ -64,6 +64,9 @@ VARIANTS = {
     "default": {},
     "p1": {"TOKENPULSE_STREAM_PARALLELISM": "1"},
     "lookup": {"TOKENPULSE_STREAM_PRICE_LOOKUP": "lookup"},  # the Java price lookup, not the CASE
+    # HotSpot's quick C1 compiler only (the local MiniCluster's JVM reads JVM_ARGS): less JIT
+    # work after a start, less optimized code afterwards.
+    "c1": {"JVM_ARGS": "-XX:TieredStopAtLevel=1"},
 }
 TICK = os.sysconf("SC_CLK_TCK")
 
