@@ -522,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
                                "columns: lost = acked spans with no row; duplicates = rows or rollup calls beyond\n"
                                "one per span; diff = stored cost - the client's own pricing; recover s = faulty\n"
                                "part restarted -> a span sent after that is a row in ClickHouse.\n"
+                               "evidence: a failed or interrupted run keeps its state dir (it prints where); each\n"
+                               "service's log of the run before a restart is <name>.log.1 beside <name>.log.\n"
+                               "Ctrl-C or SIGTERM stops the drills' stack before exiting.\n"
                                "example: tokenpulse drill --only loader_down collector_crash --loader-down-s 10",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     dr.add_argument("--only", nargs="+", choices=DRILLS, default=DRILLS, metavar="NAME",
@@ -531,7 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--traffic-s", type=float, default=4.0, help="steady traffic before and after each fault (default 4)")
     dr.add_argument("--port-base", type=int, default=19400,
                     help="ports: Kafka base+92/+93, collector +18, loader query +24 (default 19400)")
-    dr.add_argument("--keep-state", action="store_true", help="keep the temporary state dir (logs, data) afterwards")
+    dr.add_argument("--keep-state", action="store_true",
+                    help="keep the temporary state dir (logs, data) also after a clean run")
     dr.add_argument("--json", type=Path, help="also write the results as JSON here")
     dr.set_defaults(func=cmd_drill)
 
