@@ -21,15 +21,15 @@ Prints a table and appends a JSON line to bench/results/agent_series.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
 
 import clickhouse_connect
 
@@ -152,13 +152,11 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for k, v in results.items():
         print(f"  {k:24s} {v}")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    line = {"bench": "agent_series", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
+    line = {"bench": "agent_series", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "commit": bench_results.git_commit(),
             "cpu": platform.machine(), "cores": os.cpu_count(), "calls": per_day * args.days, "days": args.days,
             "agents": args.agents, "rounds": args.rounds, **results}
-    with open(REPO / "bench" / "results" / "agent_series.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
+    bench_results.append("agent_series.jsonl", line)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,14 @@ Prints p50/p90/p99/max and appends a JSON line to bench/results/alert_latency.js
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
@@ -134,10 +133,7 @@ def main() -> None:
                 "p90_ms": round(percentile(xs, 90) * 1000, 1), "p99_ms": round(percentile(xs, 99) * 1000, 1),
                 "max_ms": round(max(xs) * 1000, 1)}
 
-    result = {"bench": "alert_latency", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=REPO).stdout.strip(),
-              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
+    result = {"bench": "alert_latency", **bench_results.run_info(), **vars(args),
               "missed": missed, "webhook": stats(webhook_s), "breaker": stats(breaker_s)}
     print(f"\n{'path':10} {'n':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name in ("webhook", "breaker"):
@@ -145,10 +141,7 @@ def main() -> None:
         if s:
             print(f"{name:10} {s['n']:>4} {s['p50_ms']:>8} {s['p90_ms']:>8} {s['p99_ms']:>8} {s['max_ms']:>8}")
     print(f"missed (no alert within 30 s): {missed}")
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    with open(out / "alert_latency.jsonl", "a") as f:
-        f.write(json.dumps(result) + "\n")
+    bench_results.append("alert_latency.jsonl", result)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
+
 REPO = Path(__file__).resolve().parents[1]
 DATABASE = "tokenpulse"
 DAYS = 90
@@ -275,14 +277,10 @@ def main() -> None:
             print(f"kept {store}", file=sys.stderr)
         else:
             shutil.rmtree(store, ignore_errors=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    record = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
+    record = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": bench_results.git_commit(),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "unique_calls": args.rows, "generate": gen, "queries": queries}
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "clickhouse_100m.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    bench_results.append("clickhouse_100m.jsonl", record)
     print(json.dumps(record, indent=2))
 
 

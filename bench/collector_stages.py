@@ -22,13 +22,13 @@ Prints a table and appends a JSON line to bench/results/collector_stages.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -114,12 +114,10 @@ def main() -> None:
     for name, s in variants.items():
         print(f"  {name:<56}{n / s:>10,.0f} rec/s  x{base / s:.2f}")
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    line = {"at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit, "cpu": platform.processor(),
+    line = {"at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": bench_results.git_commit(), "cpu": platform.processor(),
             "spans": n, "crc32c": crc, "bytes_per_record": sum(len(v) for _, v in records) // n,
             "stages_s": stages, "produce_variants_s": variants}
-    with (REPO / "bench" / "results" / "collector_stages.jsonl").open("a") as f:
-        f.write(json.dumps(line) + "\n")
+    bench_results.append("collector_stages.jsonl", line)
 
 
 if __name__ == "__main__":

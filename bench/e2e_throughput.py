@@ -16,16 +16,15 @@ Prints a table and appends a JSON line to bench/results/results.jsonl (commit, C
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
 import uuid
 from pathlib import Path
+
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TOKENPULSE_PATHS_STATE_DIR", str(REPO / ".state" / "bench"))
@@ -217,16 +216,11 @@ def main() -> None:
         e2e = end_to_end(settings, bodies, args.senders, args.spans, run)
     finally:
         stack.down()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
-              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
+    result = {**bench_results.run_info(), **vars(args),
               "producer_batch_bytes": settings.kafka.producer_batch_bytes,
               "warm_up_seconds": warm_s, "raw_kafka": kafka, "end_to_end": e2e,
               "ratio_e2e_to_raw_produce": e2e["e2e_raw_rows_per_s"] / kafka["produce_per_s"]}
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    with open(out / "results.jsonl", "a") as f:
-        f.write(json.dumps(result) + "\n")
+    bench_results.append("results.jsonl", result)
     print(f"\nraw Kafka produce (kafka-python, acks=all, idempotent): {kafka['produce_per_s']:>9,.0f} records/s "
           f"({kafka['bytes_per_record']} B/record)")
     print(f"raw Kafka consume:                                      {kafka['consume_per_s']:>9,.0f} records/s")

@@ -32,13 +32,11 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import queue
 import random
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,6 +44,8 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -444,17 +444,12 @@ def main() -> None:
         print(f"  {n:>6,}  {reason}")
     print(f"\ncollector alive: {alive}; RSS before {rss_before / 1024:.0f} MiB, peak {sampler.peak_kib / 1024:.0f} MiB, "
           f"after {rss_after / 1024:.0f} MiB (after each round: {', '.join(f'{k / 1024:.0f}' for k in rss_rounds)} MiB)")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
-              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
+    result = {**bench_results.run_info(), **vars(args),
               "seconds": round(seconds, 1), "transports": dict(transports), "totals": dict(rep.totals),
               "per_class": {k: dict(v) for k, v in rep.per_class.items()}, "reasons": dict(rep.reasons),
               "rss_kib": {"before": rss_before, "peak": sampler.peak_kib, "after": rss_after, "rounds": rss_rounds},
               "collector_alive": alive, "failures": rep.failures}
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    with open(out / "fuzz_collector.jsonl", "a") as f:
-        f.write(json.dumps(result) + "\n")
+    bench_results.append("fuzz_collector.jsonl", result)
     if rep.failures:
         print(f"\nFAILED: {rep.totals['failures']} check(s); first ones:", *rep.failures[:20], sep="\n  ")
         sys.exit(1)

@@ -15,14 +15,13 @@ bench/results/loop_detection.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import subprocess
 import tempfile
 import sys
 import time
 from pathlib import Path
+
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
 
 from pyflink.common import Configuration
 from pyflink.common.typeinfo import Types
@@ -115,14 +114,9 @@ def main() -> None:
         seconds = float(out.stdout.strip().splitlines()[-1])
         results[variant] = {"seconds": round(seconds, 2), "calls_per_s": round(args.calls / seconds)}
         print(f"{variant:12} {seconds:8.1f} s  {args.calls / seconds:>10,.0f} calls/s (job start included)")
-    record = {"bench": "loop_detection_throughput", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=REPO).stdout.strip(),
-              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    record = {"bench": "loop_detection_throughput", **bench_results.run_info(),
               "calls": args.calls, "sessions": args.sessions, **results}
-    (REPO / "bench" / "results").mkdir(exist_ok=True)
-    with open(REPO / "bench" / "results" / "loop_detection.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    bench_results.append("loop_detection.jsonl", record)
 
 
 if __name__ == "__main__":

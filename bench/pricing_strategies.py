@@ -26,6 +26,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -140,9 +142,8 @@ def main() -> None:
         results.append(r)
         print(f"{variant:<13} {rows:>9,} rows in {r['seconds']:6.1f} s = {r['rows_per_s']:>10,.0f} rows/s "
               "(includes job start)")
-    (REPO / "bench" / "results").mkdir(exist_ok=True)
-    with open(REPO / "bench" / "results" / "pricing_strategies.jsonl", "a") as f:
-        f.write(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}) + "\n")
+    bench_results.append("pricing_strategies.jsonl",
+                         {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results})
 
 
 if __name__ == "__main__":

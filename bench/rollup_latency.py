@@ -21,17 +21,16 @@ Prints p50/p90/p99/max and appends a JSON line to bench/results/rollup_latency.j
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".state" / "bench-rollups"
@@ -141,10 +140,7 @@ def main() -> None:
 
     span_to_rollup = [watcher.complete_at[m] - s for m, s in sent_at if m in watcher.complete_at]
     window_close = [watcher.complete_at[m] - (m + 60) for m in expected if m in watcher.complete_at]
-    result = {"bench": "rollup_latency", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=REPO).stdout.strip(),
-              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
+    result = {"bench": "rollup_latency", **bench_results.run_info(), **vars(args),
               "windows": len(expected), "windows_incomplete": len(expected) - len(watcher.complete_at),
               "span_to_rollup": stats(span_to_rollup), "window_close": stats(window_close)}
     print(f"\n{'latency':16} {'n':>5} {'p50 s':>7} {'p90 s':>7} {'p99 s':>7} {'max s':>7}")
@@ -153,10 +149,7 @@ def main() -> None:
         if s:
             print(f"{name:16} {s['n']:>5} {s['p50_s']:>7} {s['p90_s']:>7} {s['p99_s']:>7} {s['max_s']:>7}")
     print(f"windows never complete: {result['windows_incomplete']}")
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    with open(out / "rollup_latency.jsonl", "a") as f:
-        f.write(json.dumps(result) + "\n")
+    bench_results.append("rollup_latency.jsonl", result)
 
 
 if __name__ == "__main__":

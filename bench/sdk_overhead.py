@@ -14,12 +14,10 @@ Reports the best-of-rounds microseconds per call and appends to bench/results/sd
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
+
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -85,14 +83,9 @@ def main() -> None:
     print(f"{'variant':22} {'us/call':>10}")
     for k, v in results.items():
         print(f"{k:22} {v:>10.2f}")
-    record = {"bench": "sdk_overhead", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=REPO).stdout.strip(),
-              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
+    record = {"bench": "sdk_overhead", **bench_results.run_info(), **vars(args),
               **{k: round(v, 3) for k, v in results.items()}}
-    (REPO / "bench" / "results").mkdir(exist_ok=True)
-    with open(REPO / "bench" / "results" / "sdk_overhead.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    bench_results.append("sdk_overhead.jsonl", record)
 
 
 if __name__ == "__main__":

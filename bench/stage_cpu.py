@@ -26,15 +26,14 @@ measured run and print where its samples are (bench/jfr_profile.py; recordings k
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+
+import bench_results  # bench/bench_results.py: the results line every benchmark appends
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".state" / "bench-stages"
@@ -199,14 +198,8 @@ def main() -> None:
         summary[variant] = {"cpu_s_per_10k": med, "wall_s": wall, "jit_cpu_s_per_10k": jit, "runs": runs}
         print(f"{variant:<8}" + "".join(f"{med[s]:>11.2f}" for s in STAGES) + f"{sum(med.values()):>9.2f}{wall:>9.1f}"
               + f"{jit:>11.2f}")
-    line = {"bench": "stage_cpu", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                     cwd=REPO).stdout.strip(),
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), **vars(args),
-            "crc32c": crc, "results": summary, "jfr": profiles}
-    (REPO / "bench" / "results").mkdir(exist_ok=True)
-    with open(REPO / "bench" / "results" / "stage_cpu.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
+    bench_results.append("stage_cpu.jsonl", {"bench": "stage_cpu", **bench_results.run_info(), **vars(args),
+                                             "crc32c": crc, "results": summary, "jfr": profiles})
 
 
 if __name__ == "__main__":
