@@ -51,7 +51,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .jars import flink_connector_jar
 from .settings import REPO_ROOT, Settings
-from .stack import stop_process_group
+from .stack import owned_pid, stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -179,24 +179,8 @@ class FlinkCluster:
         return self.log_dir / f"{name}.log"
 
     def pid(self, name: str) -> int | None:
-        try:
-            pid = int((self.pid_dir / f"{name}.pid").read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:  # a zombie we started but have not reaped yet counts as gone
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                return None
-        except ChildProcessError:
-            pass
-        try:  # alive and still ours (not a recycled pid): the script or the JVM it became
-            if b"flink" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return None
-        except FileNotFoundError:
-            return None
-        except OSError:
-            pass  # no /proc: trust the pid file
-        return pid
+        # the start script or the JVM it became
+        return owned_pid(self.pid_dir / f"{name}.pid", b"flink")
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
         logfile = open(self.log_path(name), "a")

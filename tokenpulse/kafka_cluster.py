@@ -46,7 +46,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .jars import ensure_jars
 from .kafka_admin import apply_topics
 from .settings import REPO_ROOT, KafkaSettings, Settings
-from .stack import stop_process_group
+from .stack import owned_pid, stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -148,24 +148,7 @@ class KafkaCluster:
 
     # --- processes ----------------------------------------------------------------------------
     def pid(self, n: int) -> int | None:
-        try:
-            pid = int((self.pid_dir / f"node-{n}.pid").read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:  # a zombie we started but have not reaped yet counts as gone
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done == pid:
-                return None
-        except ChildProcessError:
-            pass
-        try:  # alive and still ours (not a recycled pid)
-            if b"kafka.Kafka" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return None
-        except FileNotFoundError:
-            return None
-        except OSError:
-            pass
-        return pid
+        return owned_pid(self.pid_dir / f"node-{n}.pid", b"kafka.Kafka")
 
     def _spawn(self, n: int) -> subprocess.Popen:
         c = self.cluster

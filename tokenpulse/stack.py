@@ -103,6 +103,29 @@ def stop_process_group(pid: int, name: str, sig: signal.Signals = signal.SIGTERM
     return True
 
 
+def owned_pid(pid_file: Path, marker: bytes) -> int | None:
+    """The pid recorded in `pid_file` if that process still runs and is ours: not a zombie we
+    started and have not reaped yet, and not a recycled pid (its command line holds `marker`)."""
+    try:
+        pid = int(pid_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return None
+    except ChildProcessError:
+        pass  # not our child: nothing to reap
+    try:
+        if marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError:
+        pass  # no /proc: trust the pid file
+    return pid
+
+
 def _log_contains(path: Path, needle: str) -> bool:
     try:
         return needle in path.read_text(errors="replace")

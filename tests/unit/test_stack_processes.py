@@ -47,3 +47,24 @@ def test_readiness_is_not_satisfied_by_the_previous_run(tmp_path, monkeypatch):
             stack.start(silent)
     finally:
         stack.stop("echo")
+
+
+def test_a_pid_file_counts_only_while_its_process_runs_and_is_ours(tmp_path):
+    import subprocess
+    import time
+
+    from tokenpulse.stack import owned_pid
+
+    pid_file = tmp_path / "x.pid"
+    assert owned_pid(pid_file, b"sleep") is None  # no file
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # tokenpulse-marker"])
+    pid_file.write_text(str(proc.pid))
+    try:
+        assert owned_pid(pid_file, b"tokenpulse-marker") == proc.pid
+        assert owned_pid(pid_file, b"kafka.Kafka") is None  # a recycled pid runs something else
+    finally:
+        proc.kill()
+        time.sleep(0.2)
+    assert owned_pid(pid_file, b"tokenpulse-marker") is None  # exited: a zombie of ours, now reaped
+    pid_file.write_text("not a pid")
+    assert owned_pid(pid_file, b"tokenpulse-marker") is None
