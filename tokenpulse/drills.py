@@ -367,18 +367,25 @@ class DrillRunner:
         return time.time() - restarted_at
 
     # each drill returns (fault description, workload, recover_s, notes)
-    def broker_restart(self):
+    def outage(self, drill: str, service: str, what: str, down_s: float) -> tuple[Workload, float | None]:
+        """Traffic, then `service` stopped for `down_s` and started again, then traffic;
+        returns the workload and how long after the restart a new span became a row."""
         o = self.options
-        w = self.workload("broker_restart").start()
+        w = self.workload(drill).start()
         time.sleep(o.before_s)
-        self.progress(f"  stopping the Kafka broker (SIGTERM) for {o.broker_down_s:.0f} s")
-        self.stack.stop("kafka")
-        time.sleep(o.broker_down_s)
-        restarted = self.restart("kafka")
+        self.progress(f"  stopping {what} for {down_s:.0f} s")
+        self.stack.stop(service)
+        time.sleep(down_s)
+        restarted = self.restart(service)
         recover = self.recovered(w, restarted)
         time.sleep(o.after_s)
         w.stop()
-        return f"broker SIGTERM, down {o.broker_down_s:.0f} s, restarted", w, recover, []
+        return w, recover
+
+    def broker_restart(self):
+        down_s = self.options.broker_down_s
+        w, recover = self.outage("broker_restart", "kafka", "the Kafka broker (SIGTERM)", down_s)
+        return f"broker SIGTERM, down {down_s:.0f} s, restarted", w, recover, []
 
     def flink_restore(self):
         o = self.options
@@ -398,17 +405,9 @@ class DrillRunner:
         return "cost job cancelled mid-stream, restarted from its checkpoint", w, recover, notes
 
     def loader_down(self):
-        o = self.options
-        w = self.workload("loader_down").start()
-        time.sleep(o.before_s)
-        self.progress(f"  stopping the loader (ClickHouse writer) for {o.loader_down_s:.0f} s")
-        self.stack.stop("loader")
-        time.sleep(o.loader_down_s)
-        restarted = self.restart("loader")
-        recover = self.recovered(w, restarted)
-        time.sleep(o.after_s)
-        w.stop()
-        return f"loader down {o.loader_down_s:.0f} s", w, recover, []
+        down_s = self.options.loader_down_s
+        w, recover = self.outage("loader_down", "loader", "the loader (ClickHouse writer)", down_s)
+        return f"loader down {down_s:.0f} s", w, recover, []
 
     def collector_crash(self):
         o = self.options
