@@ -235,7 +235,7 @@ def _payload(cls: str, sub: str, rng: random.Random, specs: list[SpanSpec], *, f
     body = encode_protobuf(groups) if fmt == "pb" else encode_json(groups)
     encoding = ""
     if rng.random() < 0.25 and len(body) < (1 << 20):
-        body, encoding = gzip.compress(body, compresslevel=1), "gzip"
+        body, encoding = gzip.compress(body, compresslevel=1, mtime=0), "gzip"
     return Payload(cls, f"{sub}/{fmt}", body, PROTOBUF if fmt == "pb" else JSON, encoding,
                    statuses=frozenset(statuses), spans=[s.expect() for s in specs], **kw)
 
@@ -663,24 +663,24 @@ def _gen_encoding(rng: random.Random) -> Payload:
     sub = rng.choice(["bomb", "bomb_fake_isize", "not_gzip", "truncated_gzip", "multi_member", "trailing_junk",
                       "deflate", "wrong_media", "media_params"])
     if sub == "bomb":  # ~8 KiB that inflates past the 8 MiB limit
-        return Payload("encoding", sub, gzip.compress(b"\0" * (MAX_BODY_BYTES + rng.randint(1, 1 << 20)), 9),
+        return Payload("encoding", sub, gzip.compress(b"\0" * (MAX_BODY_BYTES + rng.randint(1, 1 << 20)), 9, mtime=0),
                        PROTOBUF, "gzip", statuses=frozenset({413}), spans=None)
     if sub == "bomb_fake_isize":  # the gzip trailer claims 100 bytes; the data says otherwise
-        z = bytearray(gzip.compress(b"\0" * (MAX_BODY_BYTES + 1024), 9))
+        z = bytearray(gzip.compress(b"\0" * (MAX_BODY_BYTES + 1024), 9, mtime=0))
         z[-4:] = struct.pack("<I", 100)
         return Payload("encoding", sub, bytes(z), PROTOBUF, "gzip", statuses=frozenset({413}), spans=None)
     if sub == "not_gzip":
         return Payload("encoding", sub, body, PROTOBUF, "gzip", statuses=frozenset({400}), spans=None)
     if sub == "truncated_gzip":
-        z = gzip.compress(body)
+        z = gzip.compress(body, mtime=0)
         return Payload("encoding", sub, z[:rng.randint(10, len(z) - 1)], PROTOBUF, "gzip", statuses=frozenset({400}),
                        spans=None)
     if sub == "multi_member":  # two gzip members: the first holds the request, the second nothing
         cut = rng.randint(0, len(body))
-        z = gzip.compress(body[:cut]) + gzip.compress(body[cut:])
+        z = gzip.compress(body[:cut], mtime=0) + gzip.compress(body[cut:], mtime=0)
         return Payload("encoding", sub, z, PROTOBUF, "gzip", statuses=frozenset({200}), spans=expects)
     if sub == "trailing_junk":
-        return Payload("encoding", sub, gzip.compress(body) + rng.randbytes(rng.randint(1, 30)), PROTOBUF, "gzip",
+        return Payload("encoding", sub, gzip.compress(body, mtime=0) + rng.randbytes(rng.randint(1, 30)), PROTOBUF, "gzip",
                        statuses=frozenset({400}), spans=None)
     if sub == "deflate":
         return Payload("encoding", sub, body, PROTOBUF, rng.choice(["deflate", "br", "zstd", "gzip, gzip"]),

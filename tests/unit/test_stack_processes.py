@@ -57,9 +57,11 @@ def test_a_pid_file_counts_only_while_its_process_runs_and_is_ours(tmp_path):
 
     pid_file = tmp_path / "x.pid"
     assert owned_pid(pid_file, b"sleep") is None  # no file
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # tokenpulse-marker"])
+    proc = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)  # tokenpulse-marker"],
+                            stdout=subprocess.PIPE)
     pid_file.write_text(str(proc.pid))
     try:
+        proc.stdout.readline()  # exec'd: until then /proc shows the forking parent's command line
         assert owned_pid(pid_file, b"tokenpulse-marker") == proc.pid
         assert owned_pid(pid_file, b"kafka.Kafka") is None  # a recycled pid runs something else
     finally:
