@@ -7,6 +7,7 @@ same generated calls from a Java datagen-like source: a Flink SQL VALUES-free `d
   java_only     source -> SQL projection -> blackhole            (the floor: no Python; datagen unthrottled)
   python_noop   source -> key_by session -> a no-op KeyedProcessFunction -> blackhole
   loop_rules    source -> the job's AgentBaselineFunction -> LoopDetectorFunction -> blackhole
+  loop_rules_jvm  the same two operators ported to the JVM (TOKENPULSE_DETECTOR_ENGINE=jvm, the default)
 The difference between python_noop and loop_rules is the rules themselves; between
 java_only and python_noop the cost of crossing into Python. Results are appended to
 bench/results/loop_detection.jsonl.
@@ -31,13 +32,8 @@ from pyflink.table import StreamTableEnvironment
 
 from tokenpulse.schemas.detectors import load_detector_config
 from tokenpulse.settings import Settings
-from tokenpulse.stream_jobs.loop_detection import (
-    ALERT_RECORD,
-    WITH_BASELINE,
-    AgentBaselineFunction,
-    LoopDetectorFunction,
-    configure,
-)
+from tokenpulse.jars import udf_jar
+from tokenpulse.stream_jobs.loop_detection import ALERT_RECORD, configure, operators
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,10 +67,13 @@ def run(variant: str, calls: int, sessions: int) -> float:
     cfg = Configuration()
     # the job's own settings (Python bundles, state cache, checkpoints to a real directory:
     # the in-memory default refuses state past 5 MB)
-    configure(cfg, Settings(), checkpoint_dir=Path(tempfile.mkdtemp(prefix="bench-ld-")))
+    settings = Settings()
+    configure(cfg, settings, checkpoint_dir=Path(tempfile.mkdtemp(prefix="bench-ld-")))
     cfg.set_string("parallelism.default", "1")
     env = StreamExecutionEnvironment.get_execution_environment(cfg)
     t_env = StreamTableEnvironment.create(env)
+    if variant == "loop_rules_jvm":
+        env.add_jars(udf_jar(settings.paths).resolve().as_uri())  # no SQL connector here: add_jars suffices
     t_env.execute_sql(source_sql(calls, sessions))
     t_env.execute_sql("CREATE TEMPORARY TABLE sink (dedupe_key STRING, payload STRING) WITH ('connector' = 'blackhole')")
     table = t_env.sql_query(PROJECTION.format(sessions=sessions))
@@ -87,11 +86,8 @@ def run(variant: str, calls: int, sessions: int) -> float:
         if variant == "python_noop":
             out = stream.key_by(lambda r: r.session_key, key_type=Types.STRING()).process(NoOp(), output_type=ALERT_RECORD)
         else:
-            config = load_detector_config()
-            out = (stream.key_by(lambda r: f"{r.tenant}|{r.service}|{r.agent_name}", key_type=Types.STRING())
-                   .process(AgentBaselineFunction(config), output_type=WITH_BASELINE)
-                   .key_by(lambda r: f"{r.tenant}|{r.session_key}", key_type=Types.STRING())
-                   .process(LoopDetectorFunction(config), output_type=ALERT_RECORD))
+            # the job's own operators, in Python workers or in the JVM
+            out = operators(stream, load_detector_config(), "jvm" if variant == "loop_rules_jvm" else "python")
         t_env.create_temporary_view("alerts", t_env.from_data_stream(out))
         t_env.execute_sql("INSERT INTO sink SELECT dedupe_key, payload FROM alerts").wait()
     return time.perf_counter() - start
@@ -101,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--sessions", type=int, default=2000)
-    parser.add_argument("--variants", nargs="+", default=["java_only", "python_noop", "loop_rules"])
+    parser.add_argument("--variants", nargs="+", default=["java_only", "python_noop", "loop_rules", "loop_rules_jvm"])
     args = parser.parse_args()
     results = {}
     for variant in args.variants:

@@ -8,6 +8,7 @@ and re-validated at load time, so a typo fails `tokenpulse config-check`, not a 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,16 @@ class DetectorConfig(BaseModel):
             if len(self._resolved) < 100_000:
                 self._resolved[key] = rules
         return rules
+
+    def jvm_json(self) -> str:
+        """This config for the JVM detector (stream_jobs/jvm/.../loops/DetectorRules.java),
+        which reads but does not validate: each override's fields are handed over as they
+        came out of validation (a decimal as its string), so both sides see the same values."""
+        doc = self.model_dump(mode="json")
+        for o, dumped in zip(self.overrides, doc["overrides"]):
+            merged = _merge(self.rules, [o]).model_dump(mode="json")
+            dumped["rules"] = {rule: {f: merged[rule][f] for f in fields} for rule, fields in o.rules.items()}
+        return json.dumps(doc)
 
 
 def _merge(base: DetectorRules, overrides: list[Override]) -> DetectorRules:

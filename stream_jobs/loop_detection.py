@@ -1,19 +1,27 @@
 """Flink job: detect runaway agent loops within seconds and emit alerts.
 
     source    tokenpulse.spans.priced.v1    deduplicated, priced calls (from cost_rollup)
-    operation key by agent   -> AgentBaselineFunction: the agent's usual tokens/min per session
-              key by session -> LoopDetectorFunction:  the rules in loop_rules.py, per session,
-                                                       configured per tenant/app/agent as data
+    operation key by agent   -> agent baseline: the agent's usual tokens/min per session
+              key by session -> loop rules:     the rules in loop_rules.py, per session,
+                                                configured per tenant/app/agent as data
     sink      tokenpulse.alerts.v1           Alert JSON (open / resolved), key = dedupe key
+
+The two operators exist twice (TOKENPULSE_DETECTOR_ENGINE): in the JVM (default;
+stream_jobs/jvm/src/dev/tokenpulse/flink/loops, a port of loop_rules.py and of the two
+functions below) and in Python workers (AgentBaselineFunction, LoopDetectorFunction here).
+The Python code is the reference: tests replay generated sessions through both and demand
+the same findings, texts and evidence; the JVM runs ~10x the calls per CPU second
+(bench/README.md).
 
 Why these choices:
   * It reads the *priced* topic: spans there are already deduplicated (a retried export
     cannot look like a repeat) and carry their cost (for the session cost cap). The cost
     job forwards each span as soon as it has been deduplicated, without waiting for a window.
   * The rules are stateful per session, configured per tenant, and must explain themselves:
-    plain Python over a bounded per-session state (loop_rules.py) in a keyed process
-    function. Source, projection and sink stay in Flink SQL (JVM). bench/README.md has the
-    measured throughput of this operator; it is well above the collector's rate.
+    plain code over a bounded per-session state (loop_rules.py) in a keyed process
+    function. Source, projection and sink stay in Flink SQL (JVM). Profiling showed the
+    Python crossing (two keyed Python operators, state and timers round trips) costing most
+    of the detector's CPU once the rest of the pipeline was warm, hence the JVM port.
   * Time: rules judge calls in event time (their end); monotone rules fire on arrival,
     sequence rules once calls settle (see loop_rules.py). Resolution and state expiry are
     processing-time timers: "quiet for N seconds" is about now, not about event time.
@@ -36,15 +44,19 @@ from pathlib import Path
 
 from pyflink.common import Configuration, Row
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
+from pyflink.util.java_utils import add_jars_to_context_class_loader
 
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.alerts import Alert, AlertAction, AlertState, Severity, alert_id_for
 from tokenpulse.schemas.detectors import DetectorConfig, load_detector_config
 from tokenpulse.settings import Settings
+
+from tokenpulse.jars import udf_jar
 
 from .cost_rollup import kafka_options, recovery_path, run_to_end
 from .loop_rules import AgentBaseline, Call, Finding, SessionState, add_call, monotone_findings, sequence_findings, settle
@@ -253,6 +265,20 @@ def configure(env_config: Configuration, settings: Settings, checkpoint_dir: Pat
         env_config.set_string("execution.checkpointing.num-retained", "2")
 
 
+def operators(calls: DataStream, config: DetectorConfig, engine: str) -> DataStream:
+    """key by agent -> baseline -> key by session -> rules, in the JVM or in Python workers.
+    Both emit (dedupe_key, payload) rows; the JVM classes are in the job's UDF jar."""
+    if engine == "jvm":
+        loops = get_gateway().jvm.dev.tokenpulse.flink.loops.LoopDetection
+        return DataStream(loops.apply(calls._j_data_stream, config.jvm_json()))
+    return (
+        calls.key_by(lambda r: f"{r.tenant}|{r.service}|{r.agent_name}", key_type=Types.STRING())
+        .process(AgentBaselineFunction(config), output_type=WITH_BASELINE).name("agent baseline")
+        .key_by(lambda r: f"{r.tenant}|{r.session_key}", key_type=Types.STRING())
+        .process(LoopDetectorFunction(config), output_type=ALERT_RECORD).name("loop rules")
+    )
+
+
 def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: Settings,
           config: DetectorConfig) -> None:
     kafka = kafka_options(settings)
@@ -277,12 +303,7 @@ FROM priced_in WHERE tenant IS NOT NULL AND span_id IS NOT NULL AND end_ms IS NO
     stream = t_env.to_data_stream(calls)
 
     # --- operations ---------------------------------------------------------------------
-    alerts = (
-        stream.key_by(lambda r: f"{r.tenant}|{r.service}|{r.agent_name}", key_type=Types.STRING())
-        .process(AgentBaselineFunction(config), output_type=WITH_BASELINE).name("agent baseline")
-        .key_by(lambda r: f"{r.tenant}|{r.session_key}", key_type=Types.STRING())
-        .process(LoopDetectorFunction(config), output_type=ALERT_RECORD).name("loop rules")
-    )
+    alerts = operators(stream, config, settings.detector.engine)
 
     # --- sink ---------------------------------------------------------------------------
     t_env.execute_sql(f"""
@@ -309,21 +330,29 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = Settings()
     config = load_detector_config(settings.detector.detectors_file)
-    checkpoint_root = (settings.paths.state_dir / "flink" / "checkpoints" / f"loop-detection-v{STATE_LAYOUT_VERSION}"
+    engine = settings.detector.engine
+    # the two engines keep different state (operators and layout): separate checkpoints
+    layout = f"loop-detection-v{STATE_LAYOUT_VERSION}" + ("-jvm" if engine == "jvm" else "")
+    checkpoint_root = (settings.paths.state_dir / "flink" / "checkpoints" / layout
                        if settings.detector.checkpoints == "local" else None)  # None: the cluster's storage
     env_config = Configuration()
     configure(env_config, settings, checkpoint_root)
     jar = args.connector_jar or next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))), None)
-    if jar is not None:
-        env_config.set_string("pipeline.jars", jar.resolve().as_uri())
+    jars = [jar] if jar is not None else []  # on a cluster the jar may come from `flink run -j` instead
+    if engine == "jvm":
+        jars.append(udf_jar(settings.paths))
+    uris = [j.resolve().as_uri() for j in jars]
+    if uris:  # before the environments exist: the SQL planner finds connectors through them
+        env_config.set_string("pipeline.jars", ";".join(uris))
     recovery = recovery_path(checkpoint_root, settings.detector.resume and not args.no_resume)
     if recovery is not None:
         env_config.set_string("execution.state-recovery.path", recovery)
     env = StreamExecutionEnvironment.get_execution_environment(env_config)
     t_env = StreamTableEnvironment.create(env)
+    add_jars_to_context_class_loader(uris)  # and this client sees the JVM rules' classes (operators())
     statements = build(env, t_env, settings, config)
-    log.info("submitting %s: %d override(s), out-of-order tolerance %d ms, resolve after %d s quiet",
-             JOB_NAME, len(config.overrides), config.timing.out_of_order_ms, config.timing.resolve_after_quiet_s)
+    log.info("submitting %s (%s rules): %d override(s), out-of-order tolerance %d ms, resolve after %d s quiet",
+             JOB_NAME, engine, len(config.overrides), config.timing.out_of_order_ms, config.timing.resolve_after_quiet_s)
     run_to_end(statements, JOB_NAME, t_env)
 
 

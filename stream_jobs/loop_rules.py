@@ -234,10 +234,11 @@ _SESSION_BITS = 8192  # linear-counting bitmap: exact-enough distinct sessions p
 
 
 def _session_bit(session: str) -> int:
-    # blake2b, not hash(): Python's string hash differs per process, and state moves between
-    # them; not crc32 either: it is linear, and similar ids ("s-1", "s-2") collide in patterns
-    digest = hashlib.blake2b(session.encode(), digest_size=8).digest()
-    return 1 << (int.from_bytes(digest, "little") % _SESSION_BITS)
+    # SHA-256, not hash(): Python's string hash differs per process, and state moves between
+    # them; not crc32 either: it is linear, and similar ids ("s-1", "s-2") collide in patterns.
+    # SHA-256 (not blake2b) because the JVM port (AgentBaseline.java) has it built in.
+    digest = hashlib.sha256(session.encode()).digest()
+    return 1 << (int.from_bytes(digest[:8], "little") % _SESSION_BITS)
 
 
 def _distinct_sessions(bitmap: int) -> float:

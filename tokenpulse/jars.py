@@ -6,9 +6,12 @@ are reused on later runs. Needs `mvn` and Java 17+ on PATH.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from .settings import REPO_ROOT, PathSettings
@@ -39,7 +42,9 @@ def ensure_jars(paths: PathSettings) -> None:
         raise RuntimeError(f"Maven could not resolve the jars:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
-UDF_SOURCES = REPO_ROOT / "stream_jobs" / "jvm" / "src"
+# Beside the stream jobs' Python modules, in a checkout and in an installed package alike
+# (package data), so a job can build its jar wherever it runs with a JDK at hand.
+UDF_SOURCES = Path(importlib.util.find_spec("tokenpulse.stream_jobs").submodule_search_locations[0]) / "jvm" / "src"
 
 
 def udf_jar(paths: PathSettings):
@@ -50,6 +55,8 @@ def udf_jar(paths: PathSettings):
     import pyflink
 
     sources = sorted(UDF_SOURCES.rglob("*.java"))
+    if not sources:
+        raise FileNotFoundError(f"no Java sources under {UDF_SOURCES}: is tokenpulse installed with its package data?")
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
     jar = paths.cache_dir / "jars" / "udf" / f"tokenpulse-flink-udfs-{digest}.jar"
     if jar.exists():
@@ -58,12 +65,17 @@ def udf_jar(paths: PathSettings):
     if javac is None or jar_tool is None:
         raise MissingTool("a JDK (`javac`, `jar`) is needed to build tokenpulse's Flink functions: apt-get install openjdk-17-jdk")
     flink_lib = Path(pyflink.__file__).parent / "lib"
-    classes = jar.parent / f"classes-{digest}"
-    classes.mkdir(parents=True, exist_ok=True)
-    subprocess.run([javac, "--release", "17", "-d", str(classes), "-cp", f"{flink_lib}/*", *map(str, sources)],
-                   check=True, capture_output=True, text=True)
-    subprocess.run([jar_tool, "cf", str(jar), "-C", str(classes), "."], check=True, capture_output=True, text=True)
-    shutil.rmtree(classes, ignore_errors=True)
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    # Two jobs starting at once may both build it: each builds its own copy and renames it
+    # into place (atomic), so neither ever reads a half-written jar.
+    with tempfile.TemporaryDirectory(dir=jar.parent, prefix=f"build-{digest}-") as tmp:
+        classes, built = Path(tmp) / "classes", Path(tmp) / jar.name
+        result = subprocess.run([javac, "--release", "17", "-d", str(classes), "-cp", f"{flink_lib}/*",
+                                 *map(str, sources)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"javac failed on {UDF_SOURCES}:\n{result.stderr[-3000:]}")
+        subprocess.run([jar_tool, "cf", str(built), "-C", str(classes), "."], check=True, capture_output=True, text=True)
+        os.replace(built, jar)
     log.info("built %s", jar)
     return jar
 

@@ -252,6 +252,10 @@ class DetectorJobSettings(BaseSettings):
     detectors_file: Path = REPO_ROOT / "schemas" / "detectors.yaml"
     parallelism: int = Field(default=1, ge=1)
     consumer_group: str = "tokenpulse-loop-detection"
+    # Where the rules run: "jvm" (stream_jobs/jvm/.../loops, ~10x the throughput, no Python
+    # workers) or "python" (stream_jobs/loop_rules.py in keyed Python functions, the reference
+    # the JVM port is tested against). bench/README.md has both measured.
+    engine: Literal["jvm", "python"] = "jvm"
     # Python operators take records in bundles of at most this long: shorter bundles cut alert
     # latency, longer ones raise throughput (state moves per bundle; bench/README.md).
     bundle_time_ms: int = Field(default=100, ge=1)

@@ -3,8 +3,9 @@ processes, jobs submitted with the Flink CLI) instead of the session's MiniClust
 
   * cost job: same prices as the MiniCluster, and every span lands exactly once although a
     TaskManager is SIGKILLed mid-stream;
-  * loop-detection job: its Python operators run in Python workers the TaskManagers start
-    (the venv's interpreter, tokenpulse importable) and raise an alert.
+  * loop-detection job, both engines: the JVM rules (classes shipped in the job's jar), and
+    the Python rules in Python workers the TaskManagers start (the venv's interpreter,
+    tokenpulse importable); each raises an alert.
 
 Each MiniCluster job is stopped while its twin runs on the cluster (two jobs must not share
 a consumer group); the cluster job takes over from the newest retained checkpoint, and the
@@ -252,27 +253,33 @@ def test_cost_job_on_standalone_cluster_survives_taskmanager_kill(stack_settings
     assert cost_by_team_model(stack_settings, f"{run}-back", len(SHAPES)) == by_mini
 
 
-def python_vertex_reads(cluster, job_id: str, ops: tuple[str, ...]) -> dict[str, int]:
+def vertex_reads(cluster, job_id: str, ops: tuple[str, ...]) -> dict[str, int]:
     """Records read so far by each vertex that runs one of `ops` (as the REST API reports them)."""
     return {v["name"]: v["metrics"]["read-records"] for v in cluster.job(job_id)["vertices"]
             if any(op in v["name"] for op in ops)}
 
 
-def test_loop_detection_job_runs_python_workers_on_the_cluster(stack_settings, cluster):
+@pytest.mark.parametrize("engine", ["jvm", "python"])
+def test_loop_detection_job_runs_on_the_cluster(stack_settings, cluster, engine):
+    """engine=jvm: the rules' classes travel in the job's UDF jar; engine=python: the
+    TaskManagers start Python workers (the venv's interpreter, tokenpulse importable)."""
     stack = Stack(stack_settings)
-    session = f"cluster-loop-{uuid.uuid4().hex[:8]}"
+    session = f"cluster-loop-{engine}-{uuid.uuid4().hex[:8]}"
     timings: dict[str, float] = {}
     assert stack.stop("loop-detector")
     job_id = None
     try:
         t0 = time.monotonic()
-        job_id = cluster.submit("loop_detection")  # same consumer group as the MiniCluster job
+        # same consumer group as the MiniCluster job
+        job_id = cluster.submit("loop_detection", extra_env={"TOKENPULSE_DETECTOR_ENGINE": engine})
         timings["submit_to_job_id_s"] = cluster.last_submit_s
         cluster.wait_running(job_id)
         timings["submit_to_running_s"] = cluster.last_running_s or time.monotonic() - t0
         names = [v["name"] for v in cluster.job(job_id)["vertices"]]
-        python_ops = ("agent baseline", "loop rules")  # the two keyed Python process functions
-        assert all(any(op in name for name in names) for op in python_ops), names
+        rule_ops = ("agent baseline", "loop rules")  # the two keyed process functions
+        assert all(any(op in name for name in names) for op in rule_ops), names
+        # the Python engine chains a key-selector map after its operators; the JVM one has none
+        assert any("_stream_key_by_map_operator" in name for name in names) == (engine == "python"), names
 
         # One agent repeating the same call: the repetition rule (5 repeats) must fire.
         provider = TracerProvider(resource=Resource.create({"service.name": "it-cluster-looper"}))
@@ -291,19 +298,19 @@ def test_loop_detection_job_runs_python_workers_on_the_cluster(stack_settings, c
                         {"s": session}, lambda r: any(rule == "repetition" for rule, _ in r), timeout_s=120)
         timings["alert_in_store_s"] = time.monotonic() - t0
         assert any(rule == "repetition" for rule, _ in rows), rows
-        # Both Python operators (in Python workers started by the TaskManagers) took the calls.
+        # Both operators (on the TaskManagers; Python: in the Python workers they started) took the calls.
         # A restart (from a checkpoint taken after some calls) starts the counts again, so the
         # bar is all 8 calls only while the job has not restarted; the alert above proves the
         # rest. Metrics reach the REST API every few seconds.
         deadline = time.monotonic() + 30
         while True:
-            reads = python_vertex_reads(cluster, job_id, python_ops)
+            reads = vertex_reads(cluster, job_id, rule_ops)
             restarts = cluster.job_metric(job_id, "numRestarts") or 0
             if all(n >= (8 if restarts == 0 else 1) for n in reads.values()):
                 break
             assert time.monotonic() < deadline, (reads, restarts, cluster.rest(f"/jobs/{job_id}/exceptions"))
             time.sleep(1)
-        print(f"[flink-cluster] records read by the Python vertices: {reads}, job restarts: {restarts:.0f}")
+        print(f"[flink-cluster] records read by the rules vertices: {reads}, job restarts: {restarts:.0f}")
         cluster.cancel(job_id)
         job_id = None
     finally:
@@ -313,4 +320,4 @@ def test_loop_detection_job_runs_python_workers_on_the_cluster(stack_settings, c
             except Exception as exc:
                 print(f"[flink-cluster] cancel failed: {exc!r}")
         restart_minicluster_job(stack, "loop-detector", timings)
-        report("loop-detection job", timings)
+        report(f"loop-detection job ({engine} rules)", timings)
