@@ -63,13 +63,14 @@ SELECT 'bench' AS tenant, CONCAT('svc-', CAST(seq % 7 AS STRING)) AS service, 't
 FROM gen"""
 
 
-def run(variant: str, calls: int, sessions: int) -> float:
+def run(variant: str, calls: int, sessions: int, backend: str) -> float:
     cfg = Configuration()
     # the job's own settings (Python bundles, state cache, checkpoints to a real directory:
     # the in-memory default refuses state past 5 MB)
     settings = Settings()
     configure(cfg, settings, checkpoint_dir=Path(tempfile.mkdtemp(prefix="bench-ld-")))
     cfg.set_string("parallelism.default", "1")
+    cfg.set_string("state.backend.type", backend)  # hashmap: objects on the heap; rocksdb: serialized per access
     env = StreamExecutionEnvironment.get_execution_environment(cfg)
     t_env = StreamTableEnvironment.create(env)
     if variant == "loop_rules_jvm":
@@ -98,11 +99,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--variants", nargs="+", default=["java_only", "python_noop", "loop_rules", "loop_rules_jvm"])
+    parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"], default="hashmap",
+                        help="keyed state on the JVM heap (local default) or in RocksDB (the production template)")
     args = parser.parse_args()
     results = {}
     for variant in args.variants:
         # each variant in its own process: a fresh MiniCluster and Python workers
-        out = subprocess.run([sys.executable, __file__, "--one", variant, str(args.calls), str(args.sessions)],
+        out = subprocess.run([sys.executable, __file__, "--one", variant, str(args.calls), str(args.sessions),
+                              args.state_backend],
                              capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
@@ -111,12 +115,12 @@ def main() -> None:
         results[variant] = {"seconds": round(seconds, 2), "calls_per_s": round(args.calls / seconds)}
         print(f"{variant:12} {seconds:8.1f} s  {args.calls / seconds:>10,.0f} calls/s (job start included)")
     record = {"bench": "loop_detection_throughput", **bench_results.run_info(),
-              "calls": args.calls, "sessions": args.sessions, **results}
+              "calls": args.calls, "sessions": args.sessions, "state_backend": args.state_backend, **results}
     bench_results.append("loop_detection.jsonl", record)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--one":
-        print(run(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+    if len(sys.argv) == 6 and sys.argv[1] == "--one":
+        print(run(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]))
     else:
         main()

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tokenpulse.alerts.hooks import verify_signature
 from tokenpulse.sdk import CircuitBreaker, SessionStopped, call_fingerprint, record_llm_call
 from tokenpulse.sql_client import run_sql
+from tokenpulse.stack import Stack
 
 from helpers import HOOK_SECRET, wait_for
 
@@ -186,3 +187,42 @@ def test_late_out_of_order_burst_does_not_page_but_a_reordered_live_loop_does(st
     for hook in ("webhook", "slack", "pagerduty"):
         assert hook_receivers[hook].matching(lambda r: about(healthy)(r) or about(stale)(r)) == []
     assert run_sql(stack_settings, "SELECT count() FROM alerts WHERE session_id = {s:String}", {"s": healthy}).rows[0][0] == 0
+
+
+def test_detector_state_survives_a_restart(stack_settings, hook_receivers):
+    """Three repeats, a checkpoint taken after them, the detector stopped and started again
+    (restored from that checkpoint, so Kafka does not replay the three), two more repeats:
+    the 5-repeat rule fires once, and its evidence counts the calls from before the restart."""
+    stack = Stack(stack_settings)
+    session = f"restart-{uuid.uuid4().hex[:8]}"
+    provider = app_tracer_provider(stack_settings, "it-restarter")
+
+    def repeat(n: int) -> None:
+        for _ in range(n):
+            with record_llm_call(provider="openai", model="gpt-4o-mini", session_id=session, agent_name="restarter",
+                                 messages=[{"role": "user", "content": "Is the build green yet?"}],
+                                 tracer_provider=provider) as call:
+                call.set_usage(input_tokens=800, output_tokens=40)
+            time.sleep(0.2)
+
+    repeat(3)
+    # The calls reach the detector within a second or two; a checkpoint finished after that holds them.
+    after = time.time() + 3
+    checkpoints = stack_settings.paths.state_dir / "flink" / "checkpoints"
+    deadline = time.monotonic() + 60
+    while not any(m.stat().st_mtime > after for m in checkpoints.glob("loop-detection-*/*/chk-*/_metadata")):
+        assert time.monotonic() < deadline, "the detector took no checkpoint within 60 s"
+        time.sleep(0.5)
+    # Its Kafka offsets are committed just after; once they are, a job that came back without
+    # its state would not see the three again (TOKENPULSE_DETECTOR_RESUME=false fails this test).
+    time.sleep(3)
+    assert stack.stop("loop-detector")
+    stack.start(next(s for s in stack.services() if s.name == "loop-detector"))
+    repeat(2)
+
+    opened = hook_receivers["webhook"].wait_for(lambda r: about(session)(r) and r.json()["state"] == "open")
+    assert [r.json()["rule"] for r in opened] == ["repetition"]
+    assert opened[0].json()["evidence"]["repeats"] == 5
+    time.sleep(2)  # and no second page for the same incident
+    assert len(hook_receivers["webhook"].matching(lambda r: about(session)(r) and r.json()["state"] == "open")) == 1
+    provider.shutdown()
