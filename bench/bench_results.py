@@ -20,9 +20,14 @@ def git_commit() -> str:
 
 
 def run_info() -> dict:
-    """When, at which commit, on what: the fields every results line starts with."""
+    """When, at which commit, on what, and with which detector engine (a stack's loop detector
+    runs the JVM or the Python rules: TOKENPULSE_DETECTOR_ENGINE): the fields every results
+    line starts with."""
+    from tokenpulse.settings import DetectorJobSettings
+
     return {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": git_commit(),
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "detector_engine": DetectorJobSettings().engine}
 
 
 def append(file_name: str, record: dict) -> Path:

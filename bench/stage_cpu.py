@@ -199,7 +199,6 @@ def main() -> None:
         print(f"{variant:<8}" + "".join(f"{med[s]:>11.2f}" for s in STAGES) + f"{sum(med.values()):>9.2f}{wall:>9.1f}"
               + f"{jit:>11.2f}")
     bench_results.append("stage_cpu.jsonl", {"bench": "stage_cpu", **bench_results.run_info(), **vars(args),
-                                             "detector_engine": Settings().detector.engine,
                                              "crc32c": crc, "results": summary, "jfr": profiles})
 
 

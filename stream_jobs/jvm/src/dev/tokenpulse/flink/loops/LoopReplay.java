@@ -18,13 +18,15 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.Obje
  * can hold them against the Python reference (tests/unit/stream_jobs/test_loop_rules_jvm.py).
  *
  * <pre>
- * a session: {"op": "session", "config": DetectorConfig JSON, "tenant", "service", "agent_name"}
- *                                           -> {} (a fresh session and agent baseline)
+ * a session: {"op": "session", "config": DetectorConfig JSON, "tenant", "service", "team", "agent_name",
+ *              "session_id"}                -> {} (a fresh session and agent baseline)
  * then:    {"op": "call", "end_ms", "span_id", "fingerprint", "input_tokens", "tokens", "arrived_ms",
- *           "cost_usd", "baseline_tpm"}   -> {"added", "late", "findings"}   (monotone rules)
- *          {"op": "settle", "now_ms"}       -> {"judged_until_ms", "findings"} (sequence rules)
+ *           "cost_usd", "baseline_tpm"}   -> {"added", "late", "findings", "alerts"}   (monotone rules)
+ *          {"op": "settle", "now_ms"}       -> {"judged_until_ms", "findings", "alerts"} (sequence rules)
+ *          {"op": "resolve", "now_ms"}      -> {"alerts"} (every open incident resolved)
  *          {"op": "baseline", "end_ms", "session", "tokens", "min_minutes"}
  *                                           -> {"baseline"} (before adding the call)
+ * "alerts" are the alert JSON documents the job would emit (open: one per rule and session).
  * </pre>
  */
 public final class LoopReplay {
@@ -48,6 +50,11 @@ public final class LoopReplay {
                     rules = config.rulesFor(e.get("tenant").asText(), DetectorRules.text(e.get("service")),
                             DetectorRules.text(e.get("agent_name")));
                     session = new LoopRules.Session();
+                    session.tenant = e.get("tenant").asText();
+                    session.service = DetectorRules.text(e.get("service"));
+                    session.team = DetectorRules.text(e.get("team"));
+                    session.agentName = DetectorRules.text(e.get("agent_name"));
+                    session.sessionId = e.get("session_id").asText();
                     baseline = new AgentBaseline();
                     break;
                 }
@@ -61,15 +68,23 @@ public final class LoopReplay {
                     result.put("late", added != null && added.late);
                     JsonNode b = e.get("baseline_tpm");
                     Double tpm = b == null || b.isNull() ? null : b.asDouble();
-                    result.set("findings", added == null ? JSON.createArrayNode()
-                            : findings(LoopRules.monotoneFindings(session, added, rules, tpm)));
+                    List<LoopRules.Finding> found = added == null ? List.of()
+                            : LoopRules.monotoneFindings(session, added, rules, tpm);
+                    result.set("findings", findings(found));
+                    result.set("alerts", alerts(Alerts.open(session, found, rules, config.timing, call.arrivedMs)));
                     break;
                 }
                 case "settle": {
                     long before = session.judgedUntilMs;
                     LoopRules.settle(session, e.get("now_ms").asLong(), config.timing.outOfOrderMs);
                     result.put("judged_until_ms", session.judgedUntilMs);
-                    result.set("findings", findings(LoopRules.sequenceFindings(session, rules, before)));
+                    List<LoopRules.Finding> found = LoopRules.sequenceFindings(session, rules, before);
+                    result.set("findings", findings(found));
+                    result.set("alerts", alerts(Alerts.open(session, found, rules, config.timing, e.get("now_ms").asLong())));
+                    break;
+                }
+                case "resolve": {
+                    result.set("alerts", alerts(Alerts.resolve(session, rules, e.get("now_ms").asLong())));
                     break;
                 }
                 case "baseline": {
@@ -87,6 +102,14 @@ public final class LoopReplay {
             }
             out.println(JSON.writeValueAsString(result));
         }
+    }
+
+    private static ArrayNode alerts(List<Alerts.Emitted> emitted) throws Exception {
+        ArrayNode list = JSON.createArrayNode();
+        for (Alerts.Emitted a : emitted) {
+            list.add(JSON.readTree(a.payload));
+        }
+        return list;
     }
 
     private static ArrayNode findings(List<LoopRules.Finding> found) {

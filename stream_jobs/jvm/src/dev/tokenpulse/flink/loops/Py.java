@@ -14,7 +14,10 @@ final class Py {
 
     /** f"{x:.Nf}" */
     static String fixed(double x, int digits) {
-        return new BigDecimal(x).setScale(digits, RoundingMode.HALF_EVEN).toPlainString();
+        String plain = new BigDecimal(x).setScale(digits, RoundingMode.HALF_EVEN).toPlainString();
+        // Python keeps the sign of a negative number that rounds to zero ("-0"); BigDecimal has no -0
+        boolean negative = x < 0 || (x == 0 && 1 / x < 0);
+        return negative && !plain.startsWith("-") ? "-" + plain : plain;
     }
 
     /** f"{d:.Nf}" for a Decimal (Python's decimal context also rounds half-even). */
