@@ -17,8 +17,9 @@ import org.apache.flink.util.Collector;
  * The loop-detection job's two keyed operators in the JVM (stream_jobs/loop_detection.py
  * wires them between its SQL source and sink; read its docstring for the time semantics).
  * They do what the Python reference functions in loop_detection.py do, call for call, but
- * without crossing into a Python worker: state stays on the JVM heap and timers are plain
- * method calls (bench/README.md has the measured difference).
+ * without crossing into a Python worker: no bundles, and state and timers are reached without
+ * a round trip (bench/README.md has the measured difference). Alert texts and evidence are
+ * the Python ones to the character (tests/unit/stream_jobs/test_loop_rules_jvm.py).
  *
  * <p>Input rows carry loop_detection.CALL_FIELDS; the output is (dedupe_key, payload).
  */
