@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import time
 import uuid
 
@@ -17,6 +19,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tokenpulse.alerts.hooks import verify_signature
+from tokenpulse.insights.runner import KafkaAlertPublisher
+from tokenpulse.schemas.alerts import Alert, alert_id_for
 from tokenpulse.sdk import CircuitBreaker, SessionStopped, call_fingerprint, record_llm_call
 from tokenpulse.sql_client import run_sql
 from tokenpulse.stack import Stack
@@ -226,3 +230,49 @@ def test_detector_state_survives_a_restart(stack_settings, hook_receivers):
     time.sleep(2)  # and no second page for the same incident
     assert len(hook_receivers["webhook"].matching(lambda r: about(session)(r) and r.json()["state"] == "open")) == 1
     provider.shutdown()
+
+
+def test_an_orphaned_incident_is_resolved_by_hand(stack_settings, hook_receivers):
+    """An incident open on the alerts topic that no detector state knows about (what a
+    --no-resume start or an engine switch leaves behind; here published directly): nobody
+    resolves it. `tokenpulse resolve-alerts` does: the hooks get the resolve once, the
+    breaker clears, `alerts` records it under the incident's own id."""
+    session = f"orphan-{uuid.uuid4().hex[:8]}"
+    key = f"acme/runaway_loop/repetition/{session}"
+    opened_ms = int(time.time() * 1000) - 60_000
+    orphan = Alert(alert_id=alert_id_for(key, opened_ms), dedupe_key=key, state="open", kind="runaway_loop",
+                   rule="repetition", severity="critical", action="stop", tenant="acme", service="it-orphan",
+                   agent_name="orphaner", session_id=session, summary="runaway loop? (before the detector lost its state)",
+                   evidence={"repeats": 6}, opened_ms=opened_ms, emitted_ms=opened_ms)
+    publish = KafkaAlertPublisher(stack_settings.kafka, client_id="it-orphan")
+    publish([orphan])
+    publish.close()
+    breaker = CircuitBreaker(collector_url(stack_settings), api_key=KEY)
+    assert breaker.wait_ready(15)
+    opened = hook_receivers["webhook"].wait_for(lambda r: about(session)(r) and r.json()["state"] == "open")
+    deadline = time.monotonic() + 30
+    while not breaker.is_stopped(session) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert breaker.is_stopped(session)
+    time.sleep(10)  # longer than resolve_after_quiet_s (8 s): a detector that knew it would have resolved it
+    assert not hook_receivers["webhook"].matching(lambda r: about(session)(r) and r.json()["state"] == "resolved")
+
+    out = subprocess.run([sys.executable, "-m", "tokenpulse.cli", "resolve-alerts", "--quiet-s", "5",
+                          "--dedupe-key", key, "--reason", "integration test"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "published 1 resolved state(s)" in out.stdout, out.stdout
+
+    resolved = hook_receivers["webhook"].wait_for(lambda r: about(session)(r) and r.json()["state"] == "resolved")
+    assert [r.json()["alert_id"] for r in resolved] == [opened[0].json()["alert_id"]]
+    assert resolved[0].json()["source"] == "tokenpulse resolve-alerts"
+    assert hook_receivers["pagerduty"].wait_for(
+        lambda r: r.json().get("dedup_key") == key and r.json()["event_action"] == "resolve")
+    deadline = time.monotonic() + 30
+    while breaker.is_stopped(session) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not breaker.is_stopped(session)
+    breaker.close()
+    rows = wait_for(stack_settings, "SELECT state, source FROM alerts FINAL WHERE dedupe_key = {k:String}", {"k": key},
+                    lambda r: r and r[0][0] == "resolved", timeout_s=60)
+    assert [tuple(r) for r in rows] == [("resolved", "tokenpulse resolve-alerts")]

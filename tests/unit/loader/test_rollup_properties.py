@@ -7,12 +7,9 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-import clickhouse_connect
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tokenpulse.loader import rows
-from tokenpulse.loader.migrations import migrate_up
 from tokenpulse.loader.reprice import period_params, rebuild_rollups_statements, reprice_spans_sql
 from tokenpulse.schemas.edge_profiles import load_edge_profiles
 from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
@@ -20,16 +17,6 @@ from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
 PRICES, EDGE = load_price_table(), load_edge_profiles()
 BASE_MS = 1763900000000 - 1763900000000 % 60000  # a minute boundary in 2025
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4"), ("openai", "nope")]
-
-
-@pytest.fixture(scope="module")
-def store():
-    bootstrap = clickhouse_connect.get_client(dsn="chdb://:memory:")
-    bootstrap.command("CREATE DATABASE IF NOT EXISTS props")
-    client = clickhouse_connect.get_client(dsn="chdb://:memory:", database="props")
-    migrate_up(client)
-    yield client
-    client.close()
 
 
 call = st.tuples(st.sampled_from(MODELS), st.integers(0, 5), st.integers(0, 59_999), st.integers(0, 20_000),

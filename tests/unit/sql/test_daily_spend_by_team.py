@@ -3,33 +3,15 @@ when delivered twice, exact Decimal sums per day, tenant and team, unpriced call
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 from decimal import Decimal
 
-import clickhouse_connect
-import pytest
-
-from tokenpulse.loader.migrations import migrate_up
 from tokenpulse.sql import QUERIES_DIR
 
 COLUMNS = ["tenant", "service", "team", "trace_id", "span_id", "operation", "provider", "model", "runtime_kind",
            "runtime_id", "start_time", "end_time", "received_at", "input_tokens", "output_tokens",
            "cached_input_tokens", "cache_creation_input_tokens", "reasoning_tokens", "status", "priced", "cost_usd",
            "is_late", "ingested_at"]
-
-
-@pytest.fixture(scope="module")
-def store():
-    db = f"daily_spend_{uuid.uuid4().hex[:8]}"
-    bootstrap = clickhouse_connect.get_client(dsn="chdb://:memory:")
-    bootstrap.command(f"CREATE DATABASE {db}")
-    client = clickhouse_connect.get_client(dsn="chdb://:memory:", database=db)
-    migrate_up(client)
-    yield client
-    client.close()
-    bootstrap.command(f"DROP DATABASE IF EXISTS {db}")
-    bootstrap.close()
 
 
 def span(team: str, span_id: str, end: datetime, cost: str, *, priced=True, tokens=(100, 10), ingested=0) -> list:

@@ -1,5 +1,5 @@
-"""A real ClickHouse engine (chDB, in memory) with every migration applied, one database
-per test module so modules cannot see each other's rows."""
+"""`store`: a real ClickHouse engine (chDB, in memory) with every migration applied, one
+database per test module so modules cannot see each other's rows."""
 
 from __future__ import annotations
 
