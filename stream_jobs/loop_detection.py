@@ -51,12 +51,11 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 from pyflink.util.java_utils import add_jars_to_context_class_loader
 
+from tokenpulse.jars import udf_jar
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.alerts import Alert, AlertAction, AlertState, Severity, alert_id_for
 from tokenpulse.schemas.detectors import DetectorConfig, load_detector_config
 from tokenpulse.settings import Settings
-
-from tokenpulse.jars import udf_jar
 
 from .cost_rollup import kafka_options, recovery_path, run_to_end
 from .loop_rules import AgentBaseline, Call, Finding, SessionState, add_call, monotone_findings, sequence_findings, settle

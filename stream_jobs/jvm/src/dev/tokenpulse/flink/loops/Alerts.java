@@ -46,10 +46,7 @@ final class Alerts {
             boolean stale = ageS > timing.maxEvidenceAgeS;
             String key = dedupeKey(s.tenant, f.rule, s.sessionId);
             String alertId = alertId(key, f.eventMs);
-            ObjectNode evidence = JSON.createObjectNode();
-            for (Map.Entry<String, Object> e : f.evidence.entrySet()) {
-                evidence.putPOJO(e.getKey(), e.getValue());
-            }
+            ObjectNode evidence = evidence(f);
             evidence.put("evidence_age_s", Py.round(ageS, 3));
             evidence.put("stale", stale);
             // history is recorded, not acted on: no page and no tripped breaker
@@ -107,6 +104,15 @@ final class Alerts {
         a.put("emitted_ms", System.currentTimeMillis());
         a.put("source", "loop-detector");
         return a;
+    }
+
+    /** A finding's evidence as a JSON object, in the rule's field order. */
+    static ObjectNode evidence(LoopRules.Finding f) {
+        ObjectNode evidence = JSON.createObjectNode();
+        for (Map.Entry<String, Object> e : f.evidence.entrySet()) {
+            evidence.putPOJO(e.getKey(), e.getValue());
+        }
+        return evidence;
     }
 
     static String summary(LoopRules.Session s, LoopRules.Finding f, boolean stale, double ageS) {

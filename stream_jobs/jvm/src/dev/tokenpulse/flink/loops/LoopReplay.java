@@ -6,7 +6,6 @@ import java.io.PrintStream;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
-import java.util.Map;
 
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
@@ -118,10 +117,7 @@ public final class LoopReplay {
             ObjectNode node = list.addObject();
             node.put("rule", f.rule);
             node.put("summary", f.summary);
-            ObjectNode evidence = node.putObject("evidence");
-            for (Map.Entry<String, Object> kv : f.evidence.entrySet()) {
-                evidence.putPOJO(kv.getKey(), kv.getValue());
-            }
+            node.set("evidence", Alerts.evidence(f));
             node.put("event_ms", f.eventMs);
         }
         return list;
