@@ -334,13 +334,10 @@ class DrillRunner:
         c = settings.collector
         self.endpoint = f"http://{c.host}:{c.port}/v1/traces"
 
-    def service(self, name: str) -> Service:
-        return next(s for s in self.stack.services() if s.name == name)
-
     def restart(self, name: str) -> float:
         """Start a stopped service again; returns the wall time it was started at."""
         at = time.time()
-        self.stack.start(patient(self.service(name)), lambda m: self.progress(f"  {m}"))
+        self.stack.start(patient(self.stack.service(name)), lambda m: self.progress(f"  {m}"))
         return at
 
     def kill(self, name: str, sig: signal.Signals) -> None:

@@ -141,6 +141,10 @@ class Stack:
             d.mkdir(parents=True, exist_ok=True)
 
     # --- the services -------------------------------------------------------------------
+    def service(self, name: str) -> Service:
+        """One of `services()` by name (e.g. to start it again after a `stop`)."""
+        return next(s for s in self.services() if s.name == name)
+
     def services(self) -> list[Service]:
         s, py = self.settings, sys.executable
         out: list[Service] = []

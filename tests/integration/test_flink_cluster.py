@@ -141,7 +141,7 @@ def cluster(stack_settings):
 def restart_minicluster_job(stack: Stack, name: str, timings: dict[str, float]) -> None:
     if stack.pid(name) is None:
         t0 = time.monotonic()
-        stack.start(next(s for s in stack.services() if s.name == name))
+        stack.start(stack.service(name))
         timings["minicluster_restart_s"] = time.monotonic() - t0
 
 

@@ -221,7 +221,7 @@ def test_detector_state_survives_a_restart(stack_settings, hook_receivers):
     # its state would not see the three again (TOKENPULSE_DETECTOR_RESUME=false fails this test).
     time.sleep(3)
     assert stack.stop("loop-detector")
-    stack.start(next(s for s in stack.services() if s.name == "loop-detector"))
+    stack.start(stack.service("loop-detector"))
     repeat(2)
 
     opened = hook_receivers["webhook"].wait_for(lambda r: about(session)(r) and r.json()["state"] == "open")
