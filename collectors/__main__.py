@@ -13,11 +13,11 @@ import logging
 import signal
 from collections.abc import Iterable
 
+from tokenpulse.schemas.senders import load_senders
 from tokenpulse.schemas.tenants import load_tenants
 from tokenpulse.settings import Settings
 
 from .breaker_board import BreakerBoard, BreakerFeed, KafkaAlertConsumer
-from .genai_mapping import UsageConventions
 from .kafka_otlp_ingest import check_inputs, start_ingests
 from .kafka_writer import HeartbeatThread, SpanWriter, WriteFailed
 from .metrics import CollectorMetrics
@@ -53,10 +53,9 @@ def run(settings: Settings) -> None:
     check_inputs(cfg.kafka_inputs, tenants)
     writer = SpanWriter(settings.kafka, collector_id=cfg.collector_id, timeout_s=cfg.produce_timeout_s)
     heartbeats = HeartbeatThread(writer, cfg.heartbeat_interval_ms)
-    conventions = UsageConventions(cache_separate=frozenset(cfg.cache_counts_separate_providers),
-                                   reasoning_separate=frozenset(cfg.reasoning_counts_separate_providers))
+    senders = load_senders(cfg.senders_file)
     metrics = CollectorMetrics()
-    receiver = TraceReceiver(tenants, writer, max_body_bytes=cfg.max_body_bytes, conventions=conventions,
+    receiver = TraceReceiver(tenants, writer, max_body_bytes=cfg.max_body_bytes, senders=senders,
                              max_inflight=cfg.max_inflight_requests, busy_retry_after_s=cfg.busy_retry_after_s,
                              metrics=metrics)
     # The board is rebuilt from the alerts topic by every collector, so no state to hand over.
@@ -77,7 +76,7 @@ def run(settings: Settings) -> None:
     if grpc_server is not None:
         grpc_server.start()
         log.info("OTLP/gRPC listening on %s:%d%s", cfg.host, cfg.grpc_port, " (TLS)" if cfg.tls_enabled else "")
-    ingests = start_ingests(settings, FailureCountingWriter(writer, metrics, "kafka"), conventions)
+    ingests = start_ingests(settings, FailureCountingWriter(writer, metrics, "kafka"), senders, tenants)
     metrics.watch_ingests(ingests)
     if feed is not None:
         feed.start()

@@ -32,12 +32,12 @@ from http.server import ThreadingHTTPServer
 
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.events import DeadLetter, TokenSpan
+from tokenpulse.schemas.senders import load_senders
 from tokenpulse.schemas.tenants import load_tenants
 from tokenpulse.settings import CollectorSettings, EdgeCollectorSettings, Settings
 
 from .edge_buffer import BufferFull, EdgeBuffer, OutgoingRecord
 from .edge_forwarder import Backoff, Forwarder, KafkaSender
-from .genai_mapping import UsageConventions
 from .kafka_writer import WriteFailed
 from .metrics import CONTENT_TYPE, EdgeCounters, render_prometheus
 from .otlp_http import TraceReceiver, make_server
@@ -132,10 +132,8 @@ def run(settings: Settings) -> None:
     buffer = EdgeBuffer.open(buffer_dir, max_bytes=cfg.max_buffer_bytes)
     counters = EdgeCounters()
     # Mapping conventions are the main collector's, so a span maps the same on both paths.
-    conventions = UsageConventions(cache_separate=frozenset(settings.collector.cache_counts_separate_providers),
-                                   reasoning_separate=frozenset(settings.collector.reasoning_counts_separate_providers))
     receiver = TraceReceiver(tenants, BufferingWriter(buffer, counters), max_body_bytes=cfg.max_body_bytes,
-                             conventions=conventions)
+                             senders=load_senders(settings.collector.senders_file))
     sender = KafkaSender.for_kafka(settings.kafka, client_id=f"tokenpulse-{cfg.collector_id}",
                                    delivery_timeout_ms=cfg.delivery_timeout_ms,
                                    reconnect_backoff_max_ms=cfg.retry_backoff_max_ms)

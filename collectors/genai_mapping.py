@@ -1,10 +1,17 @@
-"""Map one decoded OTLP span to a TokenSpan, a Rejection with a reason, or None.
+"""Map one decoded OTLP span to a TokenSpan (an LLM call), a ContextSpan (an agent or tool
+span that gives LLM calls their context), a Rejection with a reason, or None.
 
-None means "not an LLM call" (no gen_ai.* provider/model/usage attribute): such spans are
-ignored, not dead-lettered, because apps send plenty of ordinary spans.
+None means "neither": ordinary spans (HTTP, database, ...) are ignored, not dead-lettered,
+because apps send plenty of them.
+
+How a span's attributes are read depends on who sent it: the sender conventions
+(schemas/senders.yaml, matched by instrumentation scope) say which names carry each token
+class and whether input tokens include the cache. Conversation and agent are usually not on
+the LLM span at all but on its `invoke_agent` ancestor; the collector forwards such context
+spans and the stream job hands their attribution down (stream_jobs/jvm/.../TraceAssembler.java).
 
 The tenant is always the one the API key belongs to; any tenant-looking attribute in the
-payload is ignored. Prompt and completion content is never copied into the event.
+payload is ignored. Prompt and completion content is never copied into an event.
 """
 
 from __future__ import annotations
@@ -12,15 +19,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
 from tokenpulse.schemas import semconv as sc
 from tokenpulse.schemas import usage_attributes as ua
+from tokenpulse.schemas.events import CallStatus, ContextSpan, DeadLetter, RuntimeKind, TokenSpan
+from tokenpulse.schemas.senders import Conventions, SenderCatalog, load_senders
 from tokenpulse.sdk.fingerprint import call_fingerprint
-from tokenpulse.schemas.events import CallStatus, DeadLetter, RuntimeKind, TokenSpan
 
 from .otlp_decode import STATUS_CODE_ERROR, OtlpSpan
 
@@ -31,34 +41,34 @@ MAX_UNIX_NANO = 2**63 - 1  # the latest span time kept: end_ms must fit a signed
 
 # Older names still emitted in the wild (semconv < 1.37, OpenLLMetry) as fallbacks.
 _PROVIDER_KEYS = (sc.PROVIDER_NAME, "gen_ai.system")
-_INPUT_KEYS = (sc.INPUT_TOKENS, "gen_ai.usage.prompt_tokens")
-_OUTPUT_KEYS = (sc.OUTPUT_TOKENS, "gen_ai.usage.completion_tokens")
-# OpenLLMetry's underscore spellings (its semconv-ai package until it adopted the official
-# names). It sends input tokens *including* the cache counts for OpenAI and Anthropic alike,
-# so these are subsets like the official names.
-_CACHE_READ_KEYS = (sc.CACHE_READ_INPUT_TOKENS, "gen_ai.usage.cache_read_input_tokens")
-_CACHE_CREATION_KEYS = (sc.CACHE_CREATION_INPUT_TOKENS, "gen_ai.usage.cache_creation_input_tokens")
+_OPERATION_KEYS = (sc.OPERATION_NAME, "llm.request.type")  # the second: OpenLLMetry before semconv names
 _FINGERPRINT_OK = re.compile(r"[A-Za-z0-9_:.-]{1,128}")
-_LLM_MARKERS = (*_PROVIDER_KEYS, sc.REQUEST_MODEL, sc.RESPONSE_MODEL, *_INPUT_KEYS, *_OUTPUT_KEYS)
+_MODEL_MARKERS = (*_PROVIDER_KEYS, sc.REQUEST_MODEL, sc.RESPONSE_MODEL)
+_USAGE_MARKERS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens",
+                  "gen_ai.usage.completion_tokens")
+# Spans that are not LLM calls but frame them (OTel GenAI agent spans).
+CONTEXT_OPERATIONS = frozenset({"invoke_agent", "create_agent", "execute_tool", "invoke_workflow"})
+# Operations that are one provider call each (semconv names, and OpenLLMetry's llm.request.type
+# values): only these may be counted without usage. Any other span without usage (a framework's
+# wrapper span naming a model, say) is rejected with a reason rather than counted as a call.
+CALL_OPERATIONS = frozenset({"chat", "text_completion", "completion", "generate_content", "embeddings", "embedding",
+                             "responses", "rerank"})
+_CONTEXT_MARKERS = (sc.CONVERSATION_ID, sc.AGENT_ID, sc.AGENT_NAME)
+
+
+@lru_cache(maxsize=1)
+def default_senders() -> SenderCatalog:
+    """The shipped schemas/senders.yaml, loaded once."""
+    return load_senders()
 
 
 @dataclass(frozen=True)
-class UsageConventions:
-    """How senders count tokens. OTel GenAI semconv: cache tokens are a subset of input tokens
-    and reasoning tokens a subset of output tokens. Some sources (Anthropic's API usage
-    object, Gemini's thoughts count) report them *beside* input/output instead; for the
-    providers listed here the collector adds them in, so every token is priced exactly once."""
+class MappingRules:
+    """What decides how a tenant's spans map: the sender conventions (global) and the
+    tenant's service -> team map (schemas/tenants.py)."""
 
-    cache_separate: frozenset[str] = frozenset()
-    reasoning_separate: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        # Providers are matched lower-cased (see _provider), so the configured names are too.
-        object.__setattr__(self, "cache_separate", frozenset(p.lower() for p in self.cache_separate))
-        object.__setattr__(self, "reasoning_separate", frozenset(p.lower() for p in self.reasoning_separate))
-
-
-SEMCONV_SUBSETS = UsageConventions()
+    senders: SenderCatalog = field(default_factory=default_senders)
+    service_teams: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,29 +92,70 @@ class _Bad(ValueError):
     pass
 
 
+def operation_of(span: OtlpSpan) -> str | None:
+    return _label(_first(span.attributes, _OPERATION_KEYS))
+
+
+def is_context_span(span: OtlpSpan) -> bool:
+    if (operation_of(span) or "").lower() in CONTEXT_OPERATIONS:
+        return True
+    return not is_llm_span(span) and any(span.attributes.get(k) is not None for k in _CONTEXT_MARKERS)
+
+
 def is_llm_span(span: OtlpSpan) -> bool:
-    return any(k in span.attributes for k in _LLM_MARKERS)
+    a = span.attributes
+    if (operation_of(span) or "").lower() in CONTEXT_OPERATIONS:
+        return False
+    return any(k in a for k in _MODEL_MARKERS) or any(k in a for k in _USAGE_MARKERS)
 
 
-def map_span(span: OtlpSpan, *, tenant: str, received_ms: int,
-             conventions: UsageConventions = SEMCONV_SUBSETS,
-             api_key_id: str | None = None) -> TokenSpan | Rejection | None:
+def map_span(span: OtlpSpan, *, tenant: str, received_ms: int, rules: MappingRules | None = None,
+             api_key_id: str | None = None) -> TokenSpan | ContextSpan | Rejection | None:
     """`api_key_id`: the non-secret id of the key that authenticated the sender (never the key)."""
-    if not is_llm_span(span):
-        return None
+    rules = rules or MappingRules()
     try:
-        return _build(span, tenant, received_ms, conventions, api_key_id)
+        if is_llm_span(span):
+            return _build(span, tenant, received_ms, rules, api_key_id)
+        if is_context_span(span):
+            return _build_context(span, tenant, received_ms, rules, api_key_id)
+        return None
     except _Bad as exc:
         return Rejection(str(exc), span)
     except ValidationError as exc:
         return Rejection(_explain(exc), span)
 
 
-def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConventions,
-           api_key_id: str | None) -> TokenSpan:
+def _check_times(span: OtlpSpan) -> None:
+    # OTLP/JSON times are unbounded integers; past int64 nanoseconds (year 2262) end_ms would
+    # overflow downstream BIGINT columns instead of being rejected here with a reason.
+    for which, ns in (("start", span.start_ns), ("end", span.end_ns)):
+        if ns > MAX_UNIX_NANO:
+            raise _Bad(f"span {which} time {str(ns)[:40]} ns is past the int64 range (year 2262)")
+
+
+def _team(span: OtlpSpan, service: str, rules: MappingRules) -> str:
+    return (_label(span.attributes.get(sc.TEAM) or span.resource.get(sc.TEAM)) or rules.service_teams.get(service)
+            or "unassigned")
+
+
+def _service(span: OtlpSpan) -> str:
+    return _label(span.resource.get(sc.SERVICE_NAME)) or "unknown_service"
+
+
+def _sender_label(conv: Conventions, span: OtlpSpan) -> str:
+    version = span.scope_version.strip()[:40]
+    return f"{conv.sender}@{version}" if version else conv.sender
+
+
+def _conventions(span: OtlpSpan, rules: MappingRules, provider: str | None) -> Conventions:
+    sdk_name = _label(span.resource.get("telemetry.sdk.name") or span.attributes.get("telemetry.sdk.name"))
+    return rules.senders.conventions_for(span.scope_name, span.scope_version, provider, sdk_name)
+
+
+def _build(span: OtlpSpan, tenant: str, received_ms: int, rules: MappingRules, api_key_id: str | None) -> TokenSpan:
     a, r = span.attributes, span.resource
     is_error = span.status_code == STATUS_CODE_ERROR or a.get(sc.ERROR_TYPE) is not None
-    operation = _label(a.get(sc.OPERATION_NAME)) or "chat"
+    operation = (_label(_first(a, _OPERATION_KEYS)) or "chat").lower()
 
     provider = _provider(a)
     if not provider:
@@ -114,25 +165,32 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
     model = response_model or request_model
     if not model:
         raise _Bad(f"missing {sc.REQUEST_MODEL} and {sc.RESPONSE_MODEL}: cannot price the call")
-
-    # OTLP/JSON times are unbounded integers; past int64 nanoseconds (year 2262) end_ms would
-    # overflow downstream BIGINT columns instead of being rejected here with a reason.
-    for which, ns in (("start", span.start_ns), ("end", span.end_ns)):
-        if ns > MAX_UNIX_NANO:
-            raise _Bad(f"span {which} time {str(ns)[:40]} ns is past the int64 range (year 2262)")
-    # A failed call may legitimately report no usage (rate limit, timeout): it cost nothing.
-    input_tokens = _count(a, _INPUT_KEYS, required=not is_error)
-    output_tokens = _count(a, _OUTPUT_KEYS, required=not is_error and operation not in OPERATIONS_WITHOUT_OUTPUT)
-    cached = _count(a, _CACHE_READ_KEYS, required=False)
-    cache_creation = _count(a, _CACHE_CREATION_KEYS, required=False)
-    reasoning = _count(a, (sc.REASONING_OUTPUT_TOKENS,), required=False)
-    if provider in conventions.cache_separate:
+    _check_times(span)
+    conv = _conventions(span, rules, provider)
+    usage = conv.usage
+    has_input = _present(a, usage["input"])
+    has_output = _present(a, usage["output"])
+    input_tokens = _count(a, usage["input"])
+    output_tokens = _count(a, usage["output"])
+    cached = _count(a, usage["cache_read_input"])
+    cache_creation = _count(a, usage["cache_creation_input"])
+    reasoning = _count(a, usage["reasoning_output"])
+    if not conv.input_includes_cache:
         input_tokens += cached + cache_creation
-    if provider in conventions.reasoning_separate:
+    if not conv.output_includes_reasoning:
         output_tokens += reasoning
+    needs_output = operation not in OPERATIONS_WITHOUT_OUTPUT
+    # A failed call may legitimately report no usage (rate limit, timeout): it cost nothing.
+    # A successful one without usage (or with 0 in and 0 out, which no real call has) still
+    # happened and was billed: it stays a call, flagged, instead of vanishing from spend.
+    usage_missing = not is_error and (
+        not has_input or (needs_output and not has_output) or (input_tokens == 0 and output_tokens == 0))
+    if usage_missing and operation not in CALL_OPERATIONS:
+        raise _Bad(f"missing token count {usage['input'][0]} on a span whose operation {operation!r} is not "
+                   f"one provider call ({', '.join(sorted(CALL_OPERATIONS))})")
     # Audio tokens, images, audio seconds: tokenpulse attributes; audio tokens are subsets
     # of input / output tokens (TokenSpan rejects a span claiming more than the total).
-    units = {field: _count(a, (key,), required=False) for key, field in ua.USAGE_FIELDS.items()}
+    units = {fld: _count(a, (key,)) for key, fld in ua.USAGE_FIELDS.items()}
 
     kind_raw = _label(a.get(sc.RUNTIME_KIND) or r.get(sc.RUNTIME_KIND))
     if kind_raw and kind_raw not in RuntimeKind.__members__:
@@ -144,12 +202,13 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
     if not runtime_id:
         runtime_id = _label(r.get(sc.HOST_NAME)) if runtime_kind is RuntimeKind.edge else provider
     runtime_id = runtime_id or "unknown"
+    service = _service(span)
 
     return TokenSpan(
         tenant=tenant,
         api_key_id=api_key_id,
-        service=_label(r.get(sc.SERVICE_NAME)) or "unknown_service",
-        team=_label(a.get(sc.TEAM) or r.get(sc.TEAM)) or "unassigned",
+        service=service,
+        team=_team(span, service, rules),
         agent_id=_label(a.get(sc.AGENT_ID)),
         agent_name=_label(a.get(sc.AGENT_NAME)),
         session_id=_label(a.get(sc.CONVERSATION_ID)),
@@ -177,7 +236,46 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, conventions: UsageConv
         semantic_cache_hit=_flag(a, ua.SEMANTIC_CACHE_HIT),
         status=CallStatus.error if is_error else CallStatus.ok,
         error_type=_label(a.get(sc.ERROR_TYPE)),
+        response_id=_label(a.get(sc.RESPONSE_ID)),
+        sender=_sender_label(conv, span),
+        usage_missing=usage_missing,
         service_tier=_service_tier(a),
+    )
+
+
+def _build_context(span: OtlpSpan, tenant: str, received_ms: int, rules: MappingRules,
+                   api_key_id: str | None) -> ContextSpan:
+    a = span.attributes
+    _check_times(span)
+    is_error = span.status_code == STATUS_CODE_ERROR or a.get(sc.ERROR_TYPE) is not None
+    tool_name = _label(a.get(sc.TOOL_NAME))
+    arguments = a.get(sc.TOOL_CALL_ARGUMENTS)
+    service = _service(span)
+    conv = _conventions(span, rules, _provider(a))
+    return ContextSpan(
+        tenant=tenant,
+        api_key_id=api_key_id,
+        service=service,
+        team=_team(span, service, rules),
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        operation=(operation_of(span) or "span").lower()[:64],
+        agent_id=_label(a.get(sc.AGENT_ID)),
+        agent_name=_label(a.get(sc.AGENT_NAME)),
+        session_id=_label(a.get(sc.CONVERSATION_ID)),
+        tool_name=tool_name,
+        tool_call_id=_label(a.get(sc.TOOL_CALL_ID)),
+        tool_type=_label(a.get(sc.TOOL_TYPE)),
+        # Opt-in content (gen_ai.tool.call.arguments): fingerprinted, then dropped.
+        call_fingerprint=(call_fingerprint(tool_name=tool_name, tool_arguments=arguments)
+                          if arguments is not None else None),
+        start_ms=span.start_ns // 1_000_000,
+        end_ms=span.end_ns // 1_000_000,
+        received_ms=received_ms,
+        status=CallStatus.error if is_error else CallStatus.ok,
+        error_type=_label(a.get(sc.ERROR_TYPE)),
+        sender=_sender_label(conv, span),
     )
 
 
@@ -200,6 +298,8 @@ def _fingerprint(attrs: dict[str, Any], model: str) -> str | None:
     value = _label(attrs.get(sc.CALL_FINGERPRINT))
     if value is None:
         content = _first(attrs, sc.FINGERPRINT_CONTENT_KEYS)
+        if content is None:
+            content = indexed_messages(attrs, sc.INDEXED_PROMPT_PREFIX)
         return None if content is None else call_fingerprint(model=model, messages=content, tool_name=_label(attrs.get(sc.TOOL_NAME)))
     if _FINGERPRINT_OK.fullmatch(value):
         return value
@@ -240,11 +340,27 @@ def _label(v: Any) -> str | None:
     return v or None
 
 
-def _count(attrs: dict[str, Any], keys: tuple[str, ...], *, required: bool) -> int:
+def indexed_messages(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]] | None:
+    """Messages flattened into indexed attributes (`gen_ai.prompt.0.role`, `gen_ai.prompt.0.content`,
+    `gen_ai.prompt.1.tool_calls.0.name`, ...: OpenLLMetry before gen_ai.input.messages) as a list
+    of {field: value} in index order; None when there are none."""
+    by_index: dict[int, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        index, _, rest = key[len(prefix):].partition(".")
+        if index.isdigit() and rest:
+            by_index.setdefault(int(index), {})[rest] = value
+    return [by_index[i] for i in sorted(by_index)] if by_index else None
+
+
+def _present(attrs: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    return any(attrs.get(k) is not None for k in keys)
+
+
+def _count(attrs: dict[str, Any], keys: tuple[str, ...]) -> int:
     v = _first(attrs, keys)
     if v is None:
-        if required:
-            raise _Bad(f"missing token count {keys[0]}")
         return 0
     # bool is an int subclass in Python; a boolean token count is a sender bug.
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):

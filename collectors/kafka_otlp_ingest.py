@@ -27,11 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tokenpulse.schemas.events import DeadLetter, TokenSpan
+from tokenpulse.schemas.events import ContextSpan, DeadLetter, TokenSpan
+from tokenpulse.schemas.senders import SenderCatalog, load_senders
 from tokenpulse.schemas.tenants import TenantDirectory, load_tenants
 from tokenpulse.settings import KafkaInput, KafkaSettings, Settings
 
-from .genai_mapping import SEMCONV_SUBSETS, UsageConventions
+from .genai_mapping import MappingRules
 from .kafka_writer import HeartbeatThread, SpanWriter, WriteFailed
 from .otlp_decode import MalformedRequest, decode
 from .otlp_http import map_spans
@@ -64,13 +65,13 @@ class InputTopicMissing(RuntimeError):
 
 @dataclass
 class Translated:
-    spans: list[TokenSpan] = field(default_factory=list)
+    spans: list[TokenSpan | ContextSpan] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     ignored: int = 0
 
 
 def translate(records: list[InputRecord], source: KafkaInput, *, received_ms: int,
-              conventions: UsageConventions = SEMCONV_SUBSETS) -> Translated:
+              rules: MappingRules | None = None) -> Translated:
     """Decode and map a batch of records; an undecodable record becomes one dead letter."""
     out = Translated()
     for record in records:
@@ -81,7 +82,7 @@ def translate(records: list[InputRecord], source: KafkaInput, *, received_ms: in
         except MalformedRequest as exc:
             out.dead.append(_undecodable(record, source, str(exc), received_ms))
             continue
-        mapped = map_spans(spans, tenant=source.tenant, received_ms=received_ms, conventions=conventions)
+        mapped = map_spans(spans, tenant=source.tenant, received_ms=received_ms, rules=rules)
         out.spans += mapped.accepted
         out.dead += mapped.dead
         out.ignored += mapped.ignored
@@ -158,11 +159,11 @@ class KafkaOtlpIngest(threading.Thread):
     A failed write rewinds to the batch's first offsets and retries it after a backoff."""
 
     def __init__(self, source: KafkaInput, writer: SpanWriter, consumer_factory: Callable[[], InputConsumer], *,
-                 conventions: UsageConventions = SEMCONV_SUBSETS, poll_timeout_ms: int = 500,
+                 rules: MappingRules | None = None, poll_timeout_ms: int = 500,
                  retry_s: float = 2.0) -> None:
         super().__init__(name=f"kafka-ingest-{source.topic}", daemon=True)
         self.source, self._writer, self._factory = source, writer, consumer_factory
-        self._conventions, self._poll_timeout_ms, self._retry_s = conventions, poll_timeout_ms, retry_s
+        self._rules, self._poll_timeout_ms, self._retry_s = rules or MappingRules(), poll_timeout_ms, retry_s
         self._stopping = threading.Event()
         self.stats = IngestStats()
 
@@ -211,7 +212,7 @@ class KafkaOtlpIngest(threading.Thread):
     def handle(self, consumer: InputConsumer, records: list[InputRecord]) -> bool:
         """Write one polled batch and commit it; False (rewound, nothing committed) if Kafka
         did not acknowledge the writes."""
-        batch = translate(records, self.source, received_ms=int(time.time() * 1000), conventions=self._conventions)
+        batch = translate(records, self.source, received_ms=int(time.time() * 1000), rules=self._rules)
         try:
             if batch.spans or batch.dead:
                 self._writer.write(batch.spans, batch.dead)
@@ -253,14 +254,17 @@ def check_inputs(inputs: list[KafkaInput], tenants: TenantDirectory) -> None:
                              f"({', '.join(sorted(known))})")
 
 
-def start_ingests(settings: Settings, writer: SpanWriter, conventions: UsageConventions) -> list[KafkaOtlpIngest]:
-    """One started ingest thread per configured input."""
+def start_ingests(settings: Settings, writer: SpanWriter, senders: SenderCatalog,
+                  tenants: TenantDirectory) -> list[KafkaOtlpIngest]:
+    """One started ingest thread per configured input (check_inputs ran: every tenant exists)."""
     cfg = settings.collector
     threads = []
+    teams = {t.id: t.service_teams for t in tenants.tenants}
     for source in cfg.kafka_inputs:
         client_id = f"tokenpulse-{cfg.collector_id}-ingest-{source.topic}"
         factory = lambda source=source, client_id=client_id: KafkaInputConsumer(settings.kafka, source, client_id=client_id)  # noqa: E731
-        thread = KafkaOtlpIngest(source, writer, factory, conventions=conventions)
+        rules = MappingRules(senders=senders, service_teams=teams.get(source.tenant, {}))
+        thread = KafkaOtlpIngest(source, writer, factory, rules=rules)
         thread.start()
         threads.append(thread)
     return threads
@@ -276,15 +280,14 @@ def run(settings: Settings) -> None:
     if not cfg.kafka_inputs:
         raise SystemExit("no inputs: set TOKENPULSE_COLLECTOR_KAFKA_INPUTS, e.g. "
                          "'[{\"topic\": \"otlp_spans\", \"encoding\": \"otlp_proto\", \"tenant\": \"acme\"}]'")
-    check_inputs(cfg.kafka_inputs, load_tenants(cfg.tenants_file))
-    conventions = UsageConventions(cache_separate=frozenset(cfg.cache_counts_separate_providers),
-                                   reasoning_separate=frozenset(cfg.reasoning_counts_separate_providers))
+    tenants = load_tenants(cfg.tenants_file)
+    check_inputs(cfg.kafka_inputs, tenants)
     writer = SpanWriter(settings.kafka, collector_id=cfg.collector_id, timeout_s=cfg.produce_timeout_s)
     # This process writes spans, so it also advances event time on every partition.
     heartbeats = HeartbeatThread(writer, cfg.heartbeat_interval_ms)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     heartbeats.start()
-    ingests = start_ingests(settings, writer, conventions)
+    ingests = start_ingests(settings, writer, load_senders(cfg.senders_file), tenants)
     try:
         while True:
             time.sleep(1.0)  # SIGTERM raises SystemExit here

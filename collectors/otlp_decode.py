@@ -45,6 +45,10 @@ class OtlpSpan:
     status_code: int
     attributes: dict[str, Any] = field(default_factory=dict)
     resource: dict[str, Any] = field(default_factory=dict)
+    # The instrumentation scope that made the span (e.g. "opentelemetry.instrumentation.openai.v1",
+    # "com.anthropic.sdk.python"): which sender conventions apply (schemas/senders.yaml).
+    scope_name: str = ""
+    scope_version: str = ""
 
 
 def decode(body: bytes, content_type: str) -> list[OtlpSpan]:
@@ -83,6 +87,8 @@ def _decode_protobuf(body: bytes) -> list[OtlpSpan]:
                         status_code=s.status.code,
                         attributes={kv.key: _pb_value(kv.value) for kv in s.attributes},
                         resource=resource,
+                        scope_name=ss.scope.name,
+                        scope_version=ss.scope.version,
                     )
                 )
     return spans
@@ -119,6 +125,8 @@ def _decode_json(body: bytes) -> list[OtlpSpan]:
     for rs in _list(doc, "resourceSpans", "resource_spans"):
         resource = _attributes(_obj(rs, "resource").get("attributes", []))
         for ss in _list(rs, "scopeSpans", "scope_spans"):
+            scope = _obj(ss, "scope")
+            scope_name, scope_version = _str(scope, "name"), _str(scope, "version")
             for s in _list(ss, "spans"):
                 if not isinstance(s, dict):
                     raise MalformedRequest(f"each span must be an object, got {type(s).__name__}")
@@ -133,6 +141,8 @@ def _decode_json(body: bytes) -> list[OtlpSpan]:
                         status_code=_int(_obj(s, "status"), "code"),
                         attributes=_attributes(s.get("attributes", [])),
                         resource=resource,
+                        scope_name=scope_name,
+                        scope_version=scope_version,
                     )
                 )
     return spans

@@ -35,12 +35,13 @@ from urllib.parse import parse_qs, urlsplit
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tokenpulse.schemas.events import DeadLetter, TokenSpan
+from tokenpulse.schemas.events import ContextSpan, DeadLetter, TokenSpan
+from tokenpulse.schemas.senders import SenderCatalog
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory
 from tokenpulse.settings import CollectorSettings
 
 from .breaker_board import BreakerBoard
-from .genai_mapping import SEMCONV_SUBSETS, Rejection, UsageConventions, map_span
+from .genai_mapping import MappingRules, Rejection, default_senders, map_span
 from .kafka_writer import SpanWriter, WriteFailed
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import CollectorMetrics
@@ -81,21 +82,28 @@ class ExportCounts:
 
 @dataclass
 class MappedSpans:
-    accepted: list[TokenSpan] = field(default_factory=list)
+    accepted: list[TokenSpan | ContextSpan] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     ignored: int = 0
 
 
-def map_spans(spans: list[OtlpSpan], *, tenant: str, received_ms: int,
-              conventions: UsageConventions = SEMCONV_SUBSETS, api_key_id: str | None = None) -> MappedSpans:
-    """Sort decoded spans into events to write, dead letters, and non-LLM spans to ignore.
+def map_spans(spans: list[OtlpSpan], *, tenant: str, received_ms: int, rules: MappingRules | None = None,
+              api_key_id: str | None = None) -> MappedSpans:
+    """Sort decoded spans into events to write, dead letters, and spans to ignore.
     Shared by every input (HTTP, gRPC, Kafka), so they all treat a span the same way.
-    `api_key_id` (the authenticating key's non-secret id) is stamped on every event."""
+    `api_key_id` (the authenticating key's non-secret id) is stamped on every event.
+
+    Written order (the stream job sees one trace in this order, keyed by trace): context
+    spans first, so calls of the same request meet their ancestors already known; then the
+    LLM calls, richer sender first (see call_preference), so when two spans describe one
+    provider call the stream's first-seen rule keeps the better one."""
+    rules = rules or MappingRules()
     out = MappedSpans()
+    contexts: list[ContextSpan] = []
+    calls: list[TokenSpan] = []
     for span in spans:
         try:
-            result = map_span(span, tenant=tenant, received_ms=received_ms, conventions=conventions,
-                              api_key_id=api_key_id)
+            result = map_span(span, tenant=tenant, received_ms=received_ms, rules=rules, api_key_id=api_key_id)
         except Exception as exc:  # noqa: BLE001 - last resort, see below
             # A mapper bug must not drop the whole request (the sender would retry it forever)
             # nor lose the span silently: dead-letter it with the error, and log it loudly.
@@ -105,9 +113,23 @@ def map_spans(spans: list[OtlpSpan], *, tenant: str, received_ms: int,
             out.ignored += 1
         elif isinstance(result, Rejection):
             out.dead.append(result.dead_letter(tenant, received_ms))
+        elif isinstance(result, ContextSpan):
+            contexts.append(result)
         else:
-            out.accepted.append(result)
+            calls.append(result)
+    calls.sort(key=lambda c: call_preference(c, rules.senders))  # stable: others keep their order
+    out.accepted = [*contexts, *calls]
     return out
+
+
+def call_preference(call: TokenSpan, senders: SenderCatalog) -> tuple:
+    """Sort key, best first: usage present, the sender's preference (schemas/senders.yaml), then
+    the number of token classes reported."""
+    name = (call.sender or "default").split("@", 1)[0]
+    rank = next((s.preference for s in senders.senders if s.name == name and s.preference is not None),
+                senders.defaults.preference)
+    classes = sum(1 for n in (call.cached_input_tokens, call.cache_creation_input_tokens, call.reasoning_tokens) if n)
+    return (call.usage_missing, -rank, -classes)
 
 
 class InflightLimit:
@@ -144,10 +166,10 @@ class TraceReceiver:
     using this receiver (None: unbounded, as on the edge collector, whose writes are local)."""
 
     def __init__(self, tenants: TenantDirectory, writer: SpanWriter, *, max_body_bytes: int,
-                 conventions: UsageConventions = SEMCONV_SUBSETS, max_inflight: int | None = None,
+                 senders: SenderCatalog | None = None, max_inflight: int | None = None,
                  busy_retry_after_s: int = 1, metrics: CollectorMetrics | None = None) -> None:
         self.tenants, self.writer, self.max_body_bytes = tenants, writer, max_body_bytes
-        self.conventions = conventions
+        self.senders = senders or default_senders()
         self.limit = InflightLimit(max_inflight)
         self.busy_retry_after_s = busy_retry_after_s
         self.metrics = metrics or CollectorMetrics()
@@ -205,7 +227,8 @@ class TraceReceiver:
             status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE if "Content-Type" in str(exc) else HTTPStatus.BAD_REQUEST
             return _error(status, GRPC_INVALID_ARGUMENT, str(exc), is_json)
 
-        mapped = map_spans(spans, tenant=tenant.id, received_ms=int(time.time() * 1000), conventions=self.conventions,
+        rules = MappingRules(senders=self.senders, service_teams=tenant.service_teams)
+        mapped = map_spans(spans, tenant=tenant.id, received_ms=int(time.time() * 1000), rules=rules,
                            api_key_id=tenant.api_key_id)
         accepted, dead = mapped.accepted, mapped.dead
         counts = ExportCounts(accepted=len(accepted), rejected=len(dead), ignored=mapped.ignored)

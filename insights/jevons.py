@@ -196,13 +196,27 @@ _MONEY = "Decimal(38, 12)"
 _COUNT = "Decimal(38, 0)"  # wide operands: cached tokens x price never nears precision 38
 
 
-def savings_sql(prices: PriceTable) -> str:
+# The (provider, model) pairs savings_sql must price in a period: served and requested models.
+SAVINGS_MODELS_SQL = """
+SELECT DISTINCT provider, m FROM (
+    SELECT provider, toString(model) AS m FROM token_spans WHERE end_time >= toDateTime64({from:String}, 3, 'UTC')
+      AND end_time < toDateTime64({to:String}, 3, 'UTC')
+    UNION ALL
+    SELECT provider, assumeNotNull(request_model) AS m FROM token_spans WHERE request_model IS NOT NULL
+      AND end_time >= toDateTime64({from:String}, 3, 'UTC') AND end_time < toDateTime64({to:String}, 3, 'UTC'))"""
+
+
+def savings_sql(prices: PriceTable, models: list[tuple[str, str]] | None = None) -> str:
     """Per day x tenant x team x app x model x lever: counterfactual vs paid, from token_spans.
 
     Params: from, to ('YYYY-MM-DD HH:MM:SS', UTC; end_time in [from, to)). The catalog is
     inlined as the stream job's generated CASE expressions, so prices match event time,
-    context tier and service tier exactly as when the calls were priced.
+    context tier and service tier exactly as when the calls were priced; with `models` (the
+    period's pairs, SAVINGS_MODELS_SQL) narrowed to what prices them (PriceTable.resolved_for),
+    so the comprehensive catalog stays a small CASE.
     """
+    if models is not None:
+        prices, _ = prices.resolved_for(models)
     priced = priced_columns(prices, null=clickhouse_null)
     paid = f"CAST(cost_usd - edge_cost_usd AS {_MONEY})"  # the API fee (cloud calls)
 
@@ -274,7 +288,7 @@ class SavingsEvaluator:
     def __init__(self, config: GrowthConfig | None = None, prices: PriceTable | None = None):
         self.config = config or load_growth_config()
         self.prices = prices or load_price_table()
-        self.sql = savings_sql(self.prices)
+        self._sql: dict[frozenset, str] = {}  # by the period's model pairs
         self._last_ms: int | None = None
 
     def evaluate(self, query_fn: QueryFn, now: datetime | int) -> tuple[list[tuple], list[Alert]]:
@@ -293,8 +307,12 @@ class SavingsEvaluator:
         today = now.date()
         start = today - timedelta(days=self.config.savings.lookback_days)
         params = {"from": f"{start.isoformat()} 00:00:00", "to": f"{(today + timedelta(days=1)).isoformat()} 00:00:00"}
+        models = frozenset((str(r["provider"]), str(r["m"]))
+                           for r in as_dicts(query_fn(SAVINGS_MODELS_SQL, params), ("provider", "m")))
+        if models not in self._sql:
+            self._sql = {models: savings_sql(self.prices, sorted(models))}  # keep only the newest
         rows = []
-        for r in as_dicts(query_fn(self.sql, params), SAVINGS_COLUMNS[:-1]):
+        for r in as_dicts(query_fn(self._sql[models], params), SAVINGS_COLUMNS[:-1]):
             for k in ("actual_cost_usd", "counterfactual_cost_usd", "saving_usd"):
                 r[k] = money(r[k])
             for k in ("calls", "lever_tokens", "uncounted_calls"):

@@ -1,8 +1,12 @@
 """The loader loop: consume -> convert -> insert -> commit.
 
-Flush order (per batch): insert every table's rows, then commit the Kafka offsets. A crash
-between the two re-delivers the batch; the tables' sort keys make the re-insert replace
-itself, so delivery is at-least-once and storage is effectively-once.
+Flush order (per batch): insert every table's rows, then apply the batch's attribution
+amendments (copies of stored rows with the conversation / agent learned later: the stream
+writes a trace's records to one partition in order, so the row is stored before its
+amendment is applied), then commit the Kafka offsets. A crash between them re-delivers the
+batch; the tables' sort keys make the re-insert replace itself, and an amended copy outranks
+a re-delivered original (its version is one millisecond later), so delivery is at-least-once
+and storage is effectively-once.
 A failed insert is retried with backoff and the batch is kept; nothing is committed until
 it lands. A record that cannot be converted becomes a dead-letter row, never a stop.
 """
@@ -37,6 +41,8 @@ class Batch:
     alerts: list[list] = field(default_factory=list)
     alert_dispatches: list[list] = field(default_factory=list)
     outcomes: list[list] = field(default_factory=list)
+    tool_calls: list[list] = field(default_factory=list)
+    attributions: list[rows.Attribution] = field(default_factory=list)
     records: int = 0
 
     def add(self, topic: str, partition: int, offset: int, value: bytes) -> None:
@@ -44,9 +50,15 @@ class Batch:
         try:
             doc = rows.parse(value)
             if topic == topics.PRICED_SPANS.name:
-                self.token_spans.append(rows.priced_span_row(doc))
-                if doc.get("is_late"):
-                    self.spend_1m.append(rows.late_span_rollup_row(doc))
+                kind = rows.record_kind(doc)
+                if kind == "attribution":
+                    self.attributions.append(rows.attribution(doc))
+                elif kind == "context":
+                    self.tool_calls.append(rows.tool_call_row(doc))
+                else:
+                    self.token_spans.append(rows.priced_span_row(doc))
+                    if doc.get("is_late"):
+                        self.spend_1m.append(rows.late_span_rollup_row(doc))
             elif topic == topics.ROLLUPS_1M.name:
                 self.spend_1m.append(rows.rollup_row(doc))
             elif topic == topics.ALERTS.name:
@@ -120,6 +132,15 @@ class KafkaToClickHouse:
                     batch.add(tp.topic, tp.partition, r.offset, r.value)
         return batch
 
+    def _amend(self, attributions: list[rows.Attribution]) -> None:
+        """Store the amended rows: one INSERT ... SELECT per table (an amendment whose row was
+        never stored, e.g. a span dead-lettered by the loader, finds nothing and changes nothing)."""
+        for table, columns in (("token_spans", rows.TOKEN_SPAN_COLUMNS), ("tool_calls", rows.TOOL_CALL_COLUMNS)):
+            mine = [a for a in attributions if a.table == table]
+            if mine:
+                sql, params = rows.attribution_statement(table, columns, mine)
+                self.store.command(sql, params)
+
     def _flush(self, batch: Batch) -> None:
         backoff = 0.5
         while True:
@@ -131,9 +152,11 @@ class KafkaToClickHouse:
                     ("alerts", batch.alerts, rows.ALERT_COLUMNS),
                     ("alert_dispatches", batch.alert_dispatches, rows.DISPATCH_COLUMNS),
                     ("outcomes", batch.outcomes, OUTCOME_COLUMNS),
+                    ("tool_calls", batch.tool_calls, rows.TOOL_CALL_COLUMNS),
                 ):
                     if data:
                         self.store.insert(table, data, columns)
+                self._amend(batch.attributions)
                 break
             except Exception as exc:  # noqa: BLE001 - the store may be down; keep the batch and retry
                 log.warning("insert failed (%s); retrying in %.1f s, batch kept, offsets not committed", exc, backoff)
@@ -153,5 +176,6 @@ class KafkaToClickHouse:
         s.spend_1m += len(batch.spend_1m)
         s.dead_letters += len(batch.dead_letters)
         log.info("batch %d: %d records -> token_spans %d, spend_1m %d, dead_letters %d, alerts %d, dispatches %d, "
-                 "outcomes %d", s.batches, batch.records, len(batch.token_spans), len(batch.spend_1m),
-                 len(batch.dead_letters), len(batch.alerts), len(batch.alert_dispatches), len(batch.outcomes))
+                 "outcomes %d, tool_calls %d, attributions %d", s.batches, batch.records, len(batch.token_spans),
+                 len(batch.spend_1m), len(batch.dead_letters), len(batch.alerts), len(batch.alert_dispatches),
+                 len(batch.outcomes), len(batch.tool_calls), len(batch.attributions))

@@ -30,22 +30,38 @@ from tokenpulse.stream_jobs.pricing_sql import (
 from .migrations import split_statements
 from .rows import TOKEN_SPAN_COLUMNS
 
-_RECOMPUTED = ("priced", "cost_usd", "edge_cost_usd", "cloud_equivalent_cost_usd")
+_RECOMPUTED = ("priced", "cost_usd", "edge_cost_usd", "cloud_equivalent_cost_usd", "catalog_model")
+# Written by the INSERT itself (DEFAULT now64): the repriced copy outranks every stored version.
+_INSERTED = [c for c in TOKEN_SPAN_COLUMNS if c != "ingested_at"]
 
 
-def reprice_spans_sql(prices: PriceTable, edge: EdgeProfiles) -> str:
-    """INSERT ... SELECT re-pricing one tenant's spans in [from, to). Params: tenant, from, to."""
-    kept = [c for c in TOKEN_SPAN_COLUMNS if c not in _RECOMPUTED]
+def distinct_models_sql() -> str:
+    """The (provider, model) pairs of one tenant's spans in [from, to): what reprice_spans_sql prices."""
+    return ("SELECT DISTINCT provider, model FROM token_spans WHERE tenant = {tenant:String} "
+            "AND end_time >= {from:DateTime} AND end_time < {to:DateTime}")
+
+
+def reprice_spans_sql(prices: PriceTable, edge: EdgeProfiles, models: list[tuple[str, str]] | None = None) -> str:
+    """INSERT ... SELECT re-pricing one tenant's spans in [from, to). Params: tenant, from, to.
+
+    `models`: the period's (provider, model) pairs (distinct_models_sql): the catalog is then
+    narrowed to what prices them (PriceTable.resolved_for), so the generated CASE stays small
+    whatever the catalog's size. Without them the table is used as it is (a small local table)."""
+    catalog_models, full = None, prices
+    if models is not None:
+        prices, catalog_models = prices.resolved_for(models)
+    kept = [c for c in _INSERTED if c not in _RECOMPUTED]
     return f"""
-INSERT INTO token_spans ({", ".join(TOKEN_SPAN_COLUMNS)})
-SELECT {", ".join(TOKEN_SPAN_COLUMNS)} FROM (
+INSERT INTO token_spans ({", ".join(_INSERTED)})
+SELECT {", ".join(_INSERTED)} FROM (
   SELECT {", ".join(kept)},
+    catalog_model,
     {cost_columns()}
   FROM (
     SELECT *,
-      {priced_columns(prices, null=clickhouse_null)},
+      {priced_columns(prices, null=clickhouse_null, catalog_models=catalog_models)},
       {edge_rate_case(edge, null=clickhouse_null)} AS p_edge,
-      {cloud_equivalent_cost_case(edge, prices, null=clickhouse_null)} AS cloud_equivalent_cost
+      {cloud_equivalent_cost_case(edge, full, null=clickhouse_null)} AS cloud_equivalent_cost
     FROM (
       SELECT * EXCEPT ({", ".join(_RECOMPUTED)}, ingested_at),
         toUnixTimestamp64Milli(end_time) AS end_ms, toUnixTimestamp64Milli(start_time) AS start_ms

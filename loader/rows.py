@@ -8,6 +8,7 @@ dead letter instead of stopping.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ TOKEN_SPAN_COLUMNS = [
     "service_tier", "call_fingerprint",
     *("input_audio_tokens", "output_audio_tokens", "input_images", "output_images", "input_audio_seconds"),  # 0014
     "semantic_cache_hit", "api_key_id",  # 0014
+    "response_id", "sender", "usage_missing", "catalog_model", "revision", "ingested_at",  # 0015
 ]
 SPEND_1M_COLUMNS = [
     "tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id", "window_start", "part",
@@ -28,7 +30,15 @@ SPEND_1M_COLUMNS = [
     "edge_cost_usd", "cloud_equivalent_cost_usd",
     *("input_audio_tokens", "output_audio_tokens", "input_images", "output_images", "input_audio_seconds"),  # 0014
     "semantic_cache_hits", "api_key_id",  # 0014
+    "usage_missing_calls",  # 0015
 ]
+TOOL_CALL_COLUMNS = [
+    "tenant", "api_key_id", "service", "team", "trace_id", "span_id", "parent_span_id", "session_id", "agent_id",
+    "agent_name", "tool_name", "tool_call_id", "tool_type", "call_fingerprint", "start_time", "end_time",
+    "duration_ms", "status", "error_type", "sender", "revision", "ingested_at",
+]
+# What an attribution record may change on a stored row (token_spans or tool_calls).
+ATTRIBUTED_COLUMNS = ("session_id", "agent_id", "agent_name")
 ALERT_COLUMNS = [
     "tenant", "alert_id", "dedupe_key", "kind", "rule", "severity", "action", "service", "team", "agent_name",
     "session_id", "state", "opened_at", "resolved_at", "summary", "details", "source", "updated_at",
@@ -80,12 +90,25 @@ def _require(doc: dict, fields: list[str]) -> None:
         raise BadRecord(f"missing field(s): {', '.join(missing)}")
 
 
+def record_kind(doc: dict) -> str:
+    """What a record of the priced topic is: 'span' (an LLM call; also records written before
+    trace assembly existed), 'context' (a tool call) or 'attribution' (an amendment)."""
+    return doc.get("record") or "span"
+
+
 def priced_span_row(doc: dict) -> list:
     _require(doc, ["tenant", "trace_id", "span_id", "model", "end_ms", "cost_usd", "priced", "is_late"])
     row = dict(doc)
     row["start_time"] = _ms(doc.get("start_ms"), "start_ms")
     row["end_time"] = _ms(doc["end_ms"], "end_ms")
     row["received_at"] = _ms(doc.get("received_ms"), "received_ms")
+    # The row's version: when the collector received the span, not when this loader stored it,
+    # so a re-delivered copy never outranks an attribution amendment (version + 1 ms) of it.
+    row["ingested_at"] = row["received_at"]
+    row["catalog_model"] = doc.get("catalog_model") or doc["model"]
+    row["sender"] = doc.get("sender") or ""
+    row["usage_missing"] = doc.get("usage_missing") is True
+    row["revision"] = int(doc.get("revision") or 0)
     row["cost_usd"] = _money(doc["cost_usd"])
     row["service_tier"] = doc.get("service_tier") or "standard"  # absent in records before it existed
     row["semantic_cache_hit"] = doc.get("semantic_cache_hit") is True
@@ -106,7 +129,8 @@ def late_span_rollup_row(doc: dict) -> list:
     the stream job's window does: a semantic-cache hit's usage was not billed)."""
     end = _ms(doc["end_ms"], "end_ms")
     hit = doc.get("semantic_cache_hit") is True
-    row = {c: doc.get(c) for c in ("tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id")}
+    row = {c: doc.get(c) for c in ("tenant", "team", "service", "provider", "runtime_kind", "runtime_id")}
+    row["model"] = doc.get("catalog_model") or doc.get("model")  # the window groups by the catalog model
     row["api_key_id"] = doc.get("api_key_id") or ""
     row.update(
         window_start=end.replace(second=0, microsecond=0),
@@ -116,6 +140,7 @@ def late_span_rollup_row(doc: dict) -> list:
         unpriced_calls=int(not doc["priced"]),
         cost_usd=_money(doc["cost_usd"]),
         semantic_cache_hits=int(hit),
+        usage_missing_calls=int(doc.get("usage_missing") is True),
         **{f: 0 if hit else int(doc.get(f) or 0) for f in _TOKEN_FIELDS},
     )
     _extra_money(doc, row)
@@ -131,9 +156,92 @@ def rollup_row(doc: dict) -> list:
     row = dict(doc)
     row.update(window_start=start, part="", cost_usd=_money(doc["cost_usd"]), api_key_id=doc.get("api_key_id") or "")
     _extra_money(doc, row)
-    for f in ("calls", "error_calls", "unpriced_calls", "semantic_cache_hits", *_TOKEN_FIELDS):
+    for f in ("calls", "error_calls", "unpriced_calls", "semantic_cache_hits", "usage_missing_calls", *_TOKEN_FIELDS):
         row[f] = int(doc.get(f) or 0)
     return [row.get(c) for c in SPEND_1M_COLUMNS]
+
+
+def tool_call_row(doc: dict) -> list:
+    """An execute_tool span (record 'context') for tool_calls."""
+    _require(doc, ["tenant", "trace_id", "span_id", "start_ms", "end_ms"])
+    row = dict(doc)
+    row["start_time"] = _ms(doc["start_ms"], "start_ms")
+    row["end_time"] = _ms(doc["end_ms"], "end_ms")
+    row["ingested_at"] = _ms(doc.get("received_ms"), "received_ms")
+    row["duration_ms"] = max(0, doc["end_ms"] - doc["start_ms"])
+    row["tool_name"] = doc.get("tool_name") or ""
+    row["status"] = doc.get("status") or "ok"
+    row["api_key_id"] = doc.get("api_key_id") or ""
+    row["sender"] = doc.get("sender") or ""
+    row["revision"] = int(doc.get("revision") or 0)
+    return [row.get(c) for c in TOOL_CALL_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """A later-learned conversation / agent for a stored row (stream_jobs/.../TraceAssembler.java)."""
+
+    table: str  # token_spans | tool_calls
+    tenant: str
+    trace_id: str
+    span_id: str
+    end_ms: int
+    revision: int
+    session_id: str | None
+    agent_id: str | None
+    agent_name: str | None
+
+
+def attribution(doc: dict) -> Attribution:
+    _require(doc, ["tenant", "trace_id", "span_id", "end_ms", "revision"])
+    table = {"span": "token_spans", "context": "tool_calls"}.get(doc.get("operation"))
+    if table is None:
+        raise BadRecord(f"attribution record for an unknown row kind {doc.get('operation')!r:.40}")
+    return Attribution(table, doc["tenant"], doc["trace_id"], doc["span_id"], int(doc["end_ms"]), int(doc["revision"]),
+                       doc.get("session_id"), doc.get("agent_id"), doc.get("agent_name"))
+
+
+def attribution_statement(table: str, columns: list[str], amendments: list[Attribution]) -> tuple[str, dict]:
+    """One INSERT ... SELECT that stores amended copies of the rows `amendments` name: the newest
+    revision per row, applied only over an older stored revision, one millisecond above the
+    stored row's version (ReplacingMergeTree keeps it whatever arrives later of the original)."""
+    newest: dict[tuple, Attribution] = {}
+    for a in amendments:
+        key = (a.tenant, a.trace_id, a.span_id)
+        if key not in newest or a.revision > newest[key].revision:
+            newest[key] = a
+    params: dict = {}
+    values = []
+    for i, a in enumerate(newest.values()):
+        names = [f"t{i}", f"r{i}", f"s{i}", f"v{i}", f"c{i}", f"ai{i}", f"an{i}"]
+        params.update(zip(names, (a.tenant, a.trace_id, a.span_id, a.revision, a.session_id, a.agent_id, a.agent_name)))
+        values.append(f"({{t{i}:String}}, {{r{i}:String}}, {{s{i}:String}}, {{v{i}:UInt32}}, "
+                      f"{{c{i}:Nullable(String)}}, {{ai{i}:Nullable(String)}}, {{an{i}:Nullable(String)}})")
+    params["from_ms"] = min(a.end_ms for a in newest.values())
+    params["to_ms"] = max(a.end_ms for a in newest.values())
+    select = []
+    for c in columns:
+        if c in ATTRIBUTED_COLUMNS or c == "revision":
+            select.append(f"a.{c}")
+        elif c == "ingested_at":
+            select.append("t.ingested_at + toIntervalMillisecond(1)")
+        else:
+            select.append(f"t.{c}")
+    sql = f"""
+INSERT INTO {table} ({", ".join(columns)})
+SELECT {", ".join(select)}
+FROM {table} AS t FINAL
+INNER JOIN (
+  SELECT tenant, trace_id, span_id, revision, session_id, agent_id, agent_name FROM (
+    SELECT tupleElement(x, 1) AS tenant, tupleElement(x, 2) AS trace_id, tupleElement(x, 3) AS span_id,
+      tupleElement(x, 4) AS revision, tupleElement(x, 5) AS session_id, tupleElement(x, 6) AS agent_id,
+      tupleElement(x, 7) AS agent_name
+    FROM (SELECT arrayJoin([{", ".join(values)}]) AS x))
+) AS a ON t.tenant = a.tenant AND t.trace_id = a.trace_id AND t.span_id = a.span_id
+WHERE t.end_time >= fromUnixTimestamp64Milli(toInt64({{from_ms:Int64}}), 'UTC')
+  AND t.end_time <= fromUnixTimestamp64Milli(toInt64({{to_ms:Int64}}), 'UTC')
+  AND t.revision < a.revision"""
+    return sql, params
 
 
 def alert_row(doc: dict) -> list:

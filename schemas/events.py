@@ -105,6 +105,16 @@ class TokenSpan(BaseModel):
 
     status: CallStatus = CallStatus.ok
     error_type: str | None = OptionalLabel
+    # Real-world fidelity (issue #17). Added without a version bump: optional with defaults.
+    # The provider's id for the response (gen_ai.response.id): two spans with the same id in one
+    # trace describe one provider call (an instrumentation's span beside the provider SDK's own)
+    # and the stream keeps one of them.
+    response_id: str | None = OptionalLabel
+    # Which sender conventions read the span (schemas/senders.yaml) and the scope version.
+    sender: str | None = OptionalLabel
+    # The call succeeded but its span carries no usage (e.g. a stream from an instrumentation that
+    # does not read the final usage chunk): it is still a call, counted and flagged, with 0 tokens.
+    usage_missing: bool = False
     # Provider service tier the call was billed under ("standard", "batch", "flex", ...).
     # Added without a version bump: optional with a default, so v1 readers and writers agree.
     service_tier: str = Field(default="standard", min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
@@ -138,8 +148,61 @@ class TokenSpan(BaseModel):
         return self
 
     def kafka_key(self) -> bytes:
-        """Keeps one agent session's calls in one partition, in order."""
-        return f"{self.tenant}|{self.session_id or self.trace_id}".encode()
+        """One trace in one partition, in order: the stream assembles each trace (parents,
+        siblings) in one place, and sees a request's spans in the order the collector wrote them.
+        A root call with a response id is keyed by that id instead: an instrumentation's span and
+        the provider SDK's own span of one call are then two roots of two traces
+        (stream_jobs/cost_rollup.py ASSEMBLY_KEY)."""
+        if self.parent_span_id is None and self.response_id is not None:
+            return f"{self.tenant}|r:{self.response_id}".encode()
+        return f"{self.tenant}|{self.trace_id}".encode()
+
+
+class ContextSpan(BaseModel):
+    """A span that is not an LLM call but gives LLM calls their context (issue #17): an
+    `invoke_agent` span (conversation, agent), an `execute_tool` span (tool name, duration,
+    status), or any span carrying gen_ai.conversation.id / gen_ai.agent.*. Real
+    instrumentations put conversation and agent only on such ancestors, never on the LLM
+    spans; the stream job hands them down to the calls of the same trace, and stores
+    `execute_tool` spans as tool calls (a loop signal that needs no prompt content).
+    Field names match TokenSpan's where they mean the same, so both share one topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["context"] = "context"
+    tenant: str = Label
+    api_key_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+    service: str = Label
+    team: str = Label
+    trace_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    span_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    parent_span_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
+    operation: str = Label  # invoke_agent, create_agent, execute_tool, invoke_workflow, ...
+    agent_id: str | None = OptionalLabel
+    agent_name: str | None = OptionalLabel
+    session_id: str | None = OptionalLabel  # gen_ai.conversation.id
+    tool_name: str | None = OptionalLabel
+    tool_call_id: str | None = OptionalLabel
+    tool_type: str | None = OptionalLabel
+    # Hash of the normalized tool arguments when the sender captured them (opt-in content);
+    # the arguments themselves are dropped here.
+    call_fingerprint: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:.-]{1,128}$")
+    start_ms: int = Field(ge=0)
+    end_ms: int = Field(ge=0)
+    received_ms: int = Field(ge=0)
+    status: CallStatus = CallStatus.ok
+    error_type: str | None = OptionalLabel
+    sender: str | None = OptionalLabel
+
+    @model_validator(mode="after")
+    def _order(self) -> "ContextSpan":
+        if self.end_ms < self.start_ms:
+            raise ValueError(f"span ends before it starts (start_ms={self.start_ms}, end_ms={self.end_ms})")
+        return self
+
+    def kafka_key(self) -> bytes:
+        return f"{self.tenant}|{self.trace_id}".encode()
 
 
 class Heartbeat(BaseModel):

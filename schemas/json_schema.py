@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from .alerts import Alert, DispatchOutcome
-from .events import DeadLetter, Heartbeat, TokenSpan
+from .events import ContextSpan, DeadLetter, Heartbeat, TokenSpan
 
 JSON_DIR = Path(__file__).with_name("json")
-MODELS = {"token_span.v1": TokenSpan, "heartbeat.v1": Heartbeat, "dead_letter.v1": DeadLetter,
+MODELS = {"token_span.v1": TokenSpan, "context_span.v1": ContextSpan, "heartbeat.v1": Heartbeat, "dead_letter.v1": DeadLetter,
           "alert.v1": Alert, "alert_dispatch.v1": DispatchOutcome}
 
 

@@ -28,6 +28,11 @@ CONVERSATION_ID = _genai.GEN_AI_CONVERSATION_ID
 AGENT_ID = _genai.GEN_AI_AGENT_ID
 AGENT_NAME = _genai.GEN_AI_AGENT_NAME
 TOOL_NAME = _genai.GEN_AI_TOOL_NAME
+TOOL_CALL_ID = _genai.GEN_AI_TOOL_CALL_ID
+TOOL_TYPE = _genai.GEN_AI_TOOL_TYPE
+# Opt-in content on execute_tool spans: fingerprinted by the collector, then dropped.
+TOOL_CALL_ARGUMENTS = _genai.GEN_AI_TOOL_CALL_ARGUMENTS
+RESPONSE_ID = _genai.GEN_AI_RESPONSE_ID
 
 # Content attributes: never forwarded unless a tenant enables content capture.
 CONTENT_ATTRIBUTES = frozenset(
@@ -37,6 +42,9 @@ CONTENT_ATTRIBUTES = frozenset(
         _genai.GEN_AI_SYSTEM_INSTRUCTIONS,
         "gen_ai.prompt",
         "gen_ai.completion",
+        _genai.GEN_AI_TOOL_CALL_ARGUMENTS,
+        _genai.GEN_AI_TOOL_CALL_RESULT,
+        _genai.GEN_AI_TOOL_DEFINITIONS,
     }
 )
 
@@ -84,3 +92,4 @@ PROVIDER_ALIASES = {
 # Content flattened into indexed attributes ("gen_ai.prompt.0.content", OpenLLMetry before
 # it moved to gen_ai.input.messages; "llm.prompts.0.content" in its first releases).
 CONTENT_ATTRIBUTE_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.prompts.", "llm.completions.")
+INDEXED_PROMPT_PREFIX = "gen_ai.prompt."

@@ -36,6 +36,9 @@ class Tenant(BaseModel):
     api_key_sha256: tuple[str, ...] = Field(min_length=1)
     # Optional readable names for keys (digest -> name, e.g. "ci-bot"), stamped on spans.
     key_names: dict[str, str] = Field(default_factory=dict)
+    # Which team owns each app (OTel `service.name` -> team), for spans that carry no
+    # tokenpulse.team attribute (stock instrumentations never do): otherwise "unassigned".
+    service_teams: dict[str, str] = Field(default_factory=dict)
     # (Content capture is not offered: prompts and completions are never copied into events.)
     # Set on the copy tenant_for_key returns: which of the tenant's keys authenticated the request.
     _authenticated_key_id: str | None = PrivateAttr(default=None)
@@ -53,6 +56,10 @@ class Tenant(BaseModel):
                 raise ValueError(f"tenant {self.id}: key name {name!r} must match {_KEY_NAME}")
         if len(set(self.key_names.values())) != len(self.key_names):
             raise ValueError(f"tenant {self.id}: two keys share a name")
+        for service, team in self.service_teams.items():
+            if not (0 < len(service.strip()) <= 256 and 0 < len(team.strip()) <= 256) or team != team.strip():
+                raise ValueError(f"tenant {self.id}: service_teams {service!r}: {team!r} needs a service name and "
+                                 "a team label of 1-256 characters without surrounding spaces")
         return self
 
     def key_id(self, digest: str) -> str:

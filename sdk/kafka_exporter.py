@@ -34,7 +34,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from tokenpulse.collectors.genai_mapping import SEMCONV_SUBSETS, UsageConventions
+from tokenpulse.collectors.genai_mapping import MappingRules
 from tokenpulse.collectors.kafka_writer import SpanWriter
 from tokenpulse.collectors.otlp_decode import decode
 from tokenpulse.collectors.otlp_http import map_spans
@@ -63,16 +63,16 @@ class KafkaSpanExporter(SpanExporter):
     force_flush has nothing pending. shutdown() closes the writer when the exporter made it;
     a writer passed in stays the caller's to close.
 
-    `kafka` defaults to KafkaSettings() (the TOKENPULSE_KAFKA_* environment); `conventions`
-    as the collector's (cache/reasoning counts reported beside input/output per provider)."""
+    `kafka` defaults to KafkaSettings() (the TOKENPULSE_KAFKA_* environment); `rules` as the
+    collector's (the shipped sender conventions, no service -> team map)."""
 
     def __init__(self, tenant: str, *, kafka: KafkaSettings | None = None, writer: EventWriter | None = None,
-                 conventions: UsageConventions = SEMCONV_SUBSETS, client_id: str = "sdk-exporter",
+                 rules: MappingRules | None = None, client_id: str = "sdk-exporter",
                  timeout_s: float = 10.0) -> None:
         if not isinstance(tenant, str) or not tenant.strip() or len(tenant) > MAX_LABEL_CHARS:
             raise ValueError(f"tenant must be a non-empty id of at most {MAX_LABEL_CHARS} characters, got {tenant!r}")
         self.tenant = tenant.strip()
-        self._conventions = conventions
+        self._rules = rules or MappingRules()
         self._owns_writer = writer is None
         self._writer: EventWriter = writer if writer is not None else SpanWriter(
             kafka or KafkaSettings(), collector_id=client_id, timeout_s=timeout_s)
@@ -87,7 +87,7 @@ class KafkaSpanExporter(SpanExporter):
             # over HTTP (attribute types, ids, resource) without a second conversion to maintain.
             decoded = decode(encode_spans(spans).SerializeToString(), OTLP_PROTOBUF)
             mapped = map_spans(decoded, tenant=self.tenant, received_ms=int(time.time() * 1000),
-                               conventions=self._conventions)
+                               rules=self._rules)
             if mapped.accepted or mapped.dead:
                 self._writer.write(mapped.accepted, mapped.dead)
         except Exception as exc:  # noqa: BLE001 - an exporter must never raise into the SDK

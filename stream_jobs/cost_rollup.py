@@ -1,20 +1,29 @@
-"""Flink job: price every LLM call and roll spend up into 1-minute windows.
+"""Flink job: assemble each trace, price every LLM call once, roll spend up into 1-minute windows.
 
-    source    tokenpulse.spans.raw.v1       TokenSpan JSON + heartbeats, event time = end_ms
-    operation price (generated SQL CASE over the price table, or for a large catalog a Java
-              hash lookup (price_lookup.py); busy time x rate from the edge runtime
-              profiles, and the cloud-equivalent counterfactual)
-                                            -> deduplicate by (tenant, trace_id, span_id)
+    source    tokenpulse.spans.raw.v1       TokenSpan + ContextSpan JSON and heartbeats, event time = end_ms
+    operation assemble per (tenant, trace)  -> TraceAssembler (a Java process table function):
+              each span once, one row per provider call (twin spans of two senders collapse),
+              conversation and agent handed down from ancestor spans; later ancestors amend
+              calls already emitted (attribution records)
+              price (the Java catalog lookup, or a generated SQL CASE for a small hand-written
+              table; busy time x rate from the edge runtime profiles, and the cloud-equivalent
+              counterfactual); fold the model to its catalog model
               split on the watermark        -> on time: 1-minute tumbling window
                                             -> late:    flagged, rolled up by the loader
-    sinks     tokenpulse.spans.priced.v1    every unique span with cost_usd and is_late
-              tokenpulse.spend.rollup-1m.v1 closed windows per tenant/team/app/provider/model/runtime
+    sinks     tokenpulse.spans.priced.v1    every call with cost_usd and is_late (record 'span'),
+                                            tool calls (record 'context', execute_tool spans) and
+                                            attribution amendments (record 'attribution'), keyed by
+                                            trace so a trace's records stay in order
+              tokenpulse.spend.rollup-1m.v1 closed windows per tenant/team/app/provider/catalog model/runtime
 
 Why these choices:
-  * Everything is Flink SQL, so it runs in the JVM (no Python workers) and the same job
-    can be submitted to a standalone cluster with `flink run -py`.
-  * Deduplication keeps the first copy of a span (collector retries, replays); its state
-    expires after `dedup_ttl_ms`.
+  * Everything is Flink SQL or Java functions, so it runs in the JVM (no Python workers) and the
+    same job can be submitted to a standalone cluster with `flink run -py`.
+  * The assembler keeps the first copy of a span (collector retries, replays); its state
+    expires after `dedup_ttl_ms` (table.exec.state.ttl). It emits every call at once, never
+    waiting for a parent: OTel SDKs export children first and an agent's invoke_agent span
+    ends last, so waiting would delay alerts by the whole agent run; the parent's
+    conversation and agent reach the stored row as an attribution record instead.
   * A span is "late" if its event time is at or behind the watermark when it reaches the
     split. Late spans bypass the window (which would drop them silently) and are counted
     by the loader as their own rollup rows, so nothing is lost or counted twice. The split
@@ -42,11 +51,11 @@ from tokenpulse.settings import Settings
 
 from . import price_lookup
 from .pricing_sql import (
-    MAX_STREAM_PRICE_ENTRIES,
     check_stream_catalog_size,
     cloud_equivalent_cost_case,
     cost_columns,
     edge_rate_case,
+    needs_lookup,
     priced_columns,
 )
 
@@ -58,9 +67,17 @@ JOB_NAME = "tokenpulse-cost-rollup"
 # Price or profile changes alter literals only and keep the layout (and the running windows).
 # v5: audio tokens, images, audio seconds, the semantic-cache flag and the API key id carried
 # through dedup; the key id is a window dimension.
-STATE_LAYOUT_VERSION = 5
+# v6: the trace assembler replaces the ROW_NUMBER dedup; the window groups by catalog model.
+STATE_LAYOUT_VERSION = 6
+ASSEMBLER_FUNCTION = "trace_assembler"
+ASSEMBLER_CLASS = "dev.tokenpulse.flink.trace.TraceAssembler"
+# Where the assembler sees a record: its trace, or for a root LLM call with a response id that id
+# (two senders' root spans of one call are in two traces); TokenSpan.kafka_key keys Kafka alike.
+ASSEMBLY_KEY = ("CASE WHEN kind = 'span' AND parent_span_id IS NULL AND response_id IS NOT NULL "
+                "THEN CONCAT('r:', response_id) ELSE CONCAT('t:', trace_id) END")
 # api_key_id: which of the tenant's keys sent the calls ('' for keyless inputs), for per-key budgets.
-DIMENSIONS = "tenant, team, service, provider, model, runtime_kind, runtime_id, api_key_id"
+# The window's model is the catalog model: dated snapshots (gpt-4o-2024-08-06) fold into one series.
+DIMENSIONS = "tenant, team, service, provider, catalog_model, runtime_kind, runtime_id, api_key_id"
 
 SPAN_COLUMNS = """
   kind STRING, schema_version INT,
@@ -74,10 +91,13 @@ SPAN_COLUMNS = """
   cache_creation_input_tokens BIGINT, reasoning_tokens BIGINT,
   status STRING, error_type STRING, service_tier STRING, collector_id STRING,
   input_audio_tokens BIGINT, output_audio_tokens BIGINT, input_images BIGINT, output_images BIGINT,
-  input_audio_seconds BIGINT, semantic_cache_hit BOOLEAN, api_key_id STRING"""
+  input_audio_seconds BIGINT, semantic_cache_hit BOOLEAN, api_key_id STRING,
+  response_id STRING, sender STRING, usage_missing BOOLEAN, tool_call_id STRING, tool_type STRING"""
 # Fields added after v1 (optional on the wire) and their value when a record predates them.
 ADDED_COLUMNS = {"input_audio_tokens": "0", "output_audio_tokens": "0", "input_images": "0", "output_images": "0",
-                 "input_audio_seconds": "0", "semantic_cache_hit": "FALSE", "api_key_id": "''"}
+                 "input_audio_seconds": "0", "semantic_cache_hit": "FALSE", "api_key_id": "''",
+                 "response_id": "CAST(NULL AS STRING)", "sender": "CAST(NULL AS STRING)", "usage_missing": "FALSE",
+                 "tool_call_id": "CAST(NULL AS STRING)", "tool_type": "CAST(NULL AS STRING)"}
 
 _V1_COLUMNS = """tenant, service, team, agent_id, agent_name, session_id, tool_name, call_fingerprint,
   trace_id, span_id, parent_span_id, operation, provider, request_model, response_model, model,
@@ -160,63 +180,81 @@ def configure(t_env: TableEnvironment, settings: Settings, *, checkpoint_dir: Pa
 
 
 def uses_lookup(settings: Settings, prices: PriceTable) -> bool:
-    """Whether the catalog is priced by the Java lookup function instead of the generated CASE."""
+    """Whether the catalog is priced by the Java lookup function instead of the generated CASE
+    (always for the shipped catalog; the CASE is for a small hand-written table alone)."""
     mode = settings.stream.price_lookup
-    return mode == "lookup" or (mode == "auto" and len(prices.prices) > MAX_STREAM_PRICE_ENTRIES)
+    return mode == "lookup" or (mode == "auto" and needs_lookup(prices))
+
+
+def load_prices(settings: Settings) -> PriceTable:
+    """The local price file over the comprehensive catalog (none when stream.catalog_file is unset)."""
+    return load_price_table(settings.stream.prices_file, settings.stream.catalog_file)
 
 
 def build(t_env: TableEnvironment, settings: Settings, prices: PriceTable, edge: EdgeProfiles) -> StatementSet:
-    """Declare source, views and sinks; return the statement set to execute."""
+    """Declare source, views and sinks; return the statement set to execute (the UDF jar with
+    the trace assembler and the price lookup must be in pipeline.jars)."""
     if uses_lookup(settings, prices):
-        price_lookup.register(t_env, prices)  # the UDF jar is in pipeline.jars (main)
+        price_lookup.register(t_env, prices)
         price_columns = price_lookup.priced_columns()
     else:
         check_stream_catalog_size(prices)
         price_columns = priced_columns(prices)
     kafka = kafka_options(settings)
-    delay_s = settings.stream.watermark_delay_ms / 1000
+    s = settings.stream
+    delay_s = s.watermark_delay_ms / 1000
 
     # --- source -------------------------------------------------------------------------
     t_env.execute_sql(f"""
 CREATE TEMPORARY TABLE spans_in ({SPAN_COLUMNS},
   event_time AS TO_TIMESTAMP_LTZ(end_ms, 3),
-  proc_time AS PROCTIME(),
   WATERMARK FOR event_time AS event_time - INTERVAL '{delay_s:.3f}' SECOND
 ) WITH ({kafka}, 'topic' = '{topics.SPANS.name}',
-  'properties.group.id' = '{settings.stream.consumer_group}',
+  'properties.group.id' = '{s.consumer_group}',
   'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest',
   'format' = 'json', 'json.fail-on-missing-field' = 'false', 'json.ignore-parse-errors' = 'false')""")
 
     # --- operations ---------------------------------------------------------------------
+    # One trace in one place (the collector keys the raw topic by trace): spans once, calls once,
+    # attribution from ancestors (stream_jobs/jvm/.../trace/TraceAssembler.java).
+    t_env.execute_sql(f"CREATE TEMPORARY FUNCTION {ASSEMBLER_FUNCTION} AS '{ASSEMBLER_CLASS}' LANGUAGE JAVA")
+    t_env.execute_sql(f"""
+CREATE TEMPORARY VIEW raw_records AS
+SELECT kind, {SOURCE_COLUMNS}, {ASSEMBLY_KEY} AS assembly_key, event_time
+FROM spans_in WHERE kind IN ('span', 'context')""")
+    # A Table API view: a SQL view's text is re-validated where it is used, and Flink 2.3's
+    # validator fails on a process table function call read back from a view's text.
+    t_env.create_temporary_view("assembled", t_env.sql_query(f"""
+SELECT * FROM {ASSEMBLER_FUNCTION}(input => TABLE raw_records PARTITION BY (tenant, assembly_key),
+  on_time => DESCRIPTOR(event_time), pending_ms => CAST({s.attribution_pending_ms} AS BIGINT),
+  max_per_trace => {s.max_spans_per_trace}, uid => 'trace-assembler')"""))
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW priced AS
-SELECT {SOURCE_COLUMNS}, event_time, proc_time,
+SELECT {PASS_THROUGH}, rowtime AS event_time,
   {price_columns},
   {edge_rate_case(edge)} AS p_edge,
   {cloud_equivalent_cost_case(edge, prices)} AS cloud_equivalent_cost
-FROM spans_in WHERE kind = 'span'""")
+FROM assembled WHERE record = 'span'""")
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW costed AS
-SELECT {PASS_THROUGH}, event_time, proc_time,
+SELECT {PASS_THROUGH}, catalog_model, event_time,
   {cost_columns()}
 FROM priced""")
-    t_env.execute_sql("""
-CREATE TEMPORARY VIEW unique_spans AS
-SELECT * FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant, trace_id, span_id ORDER BY proc_time ASC) AS copy_no
-  FROM costed)
-WHERE copy_no = 1""")
     late = "(CURRENT_WATERMARK(event_time) IS NOT NULL AND event_time <= CURRENT_WATERMARK(event_time))"
-    t_env.execute_sql(f"CREATE TEMPORARY VIEW classified_spans AS SELECT *, {late} AS is_late FROM unique_spans")
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW classified_spans AS SELECT *, {late} AS is_late FROM costed")
     t_env.execute_sql("CREATE TEMPORARY VIEW on_time_spans AS SELECT * FROM classified_spans WHERE NOT is_late")
 
     # --- sinks --------------------------------------------------------------------------
+    # Keyed by trace: a call, its tool spans and its later attribution record reach one
+    # partition in order, so the loader stores the row before it amends it.
     t_env.execute_sql(f"""
 CREATE TEMPORARY TABLE priced_spans_out ({SPAN_COLUMNS.replace('kind STRING, schema_version INT,', '')},
+  record STRING, revision INT, catalog_model STRING,
   priced BOOLEAN, cost_usd DECIMAL(38, 12), edge_cost_usd DECIMAL(38, 12),
   cloud_equivalent_cost_usd DECIMAL(38, 12), is_late BOOLEAN
 ) WITH ({kafka}, 'topic' = '{topics.PRICED_SPANS.name}', 'sink.delivery-guarantee' = 'at-least-once',
-  'format' = 'json', 'json.encode.decimal-as-plain-number' = 'true')""")
+  'key.format' = 'json', 'key.fields' = 'tenant;trace_id', 'value.fields-include' = 'ALL',
+  'value.format' = 'json', 'value.json.encode.decimal-as-plain-number' = 'true')""")
     t_env.execute_sql(f"""
 CREATE TEMPORARY TABLE rollups_out (
   tenant STRING, team STRING, service STRING, provider STRING, model STRING,
@@ -227,7 +265,7 @@ CREATE TEMPORARY TABLE rollups_out (
   output_tokens BIGINT, reasoning_tokens BIGINT, cost_usd DECIMAL(38, 12),
   edge_cost_usd DECIMAL(38, 12), cloud_equivalent_cost_usd DECIMAL(38, 12),
   input_audio_tokens BIGINT, output_audio_tokens BIGINT, input_images BIGINT, output_images BIGINT,
-  input_audio_seconds BIGINT, semantic_cache_hits BIGINT
+  input_audio_seconds BIGINT, semantic_cache_hits BIGINT, usage_missing_calls BIGINT
 ) WITH ({kafka}, 'topic' = '{topics.ROLLUPS_1M.name}', 'sink.delivery-guarantee' = 'at-least-once',
   'format' = 'json', 'json.encode.decimal-as-plain-number' = 'true')""")
 
@@ -235,8 +273,15 @@ CREATE TEMPORARY TABLE rollups_out (
     statements.add_insert_sql(f"""
 INSERT INTO priced_spans_out
 SELECT {PASS_THROUGH.replace('service_tier', 'service_tier, CAST(NULL AS STRING)')},
-  priced, cost_usd, edge_cost_usd, cloud_equivalent_cost_usd, is_late
+  'span', 0, catalog_model, priced, cost_usd, edge_cost_usd, cloud_equivalent_cost_usd, is_late
 FROM classified_spans""")
+    # Tool calls (execute_tool spans) and attribution records: no price, never rolled up.
+    statements.add_insert_sql(f"""
+INSERT INTO priced_spans_out
+SELECT {PASS_THROUGH.replace('service_tier', 'service_tier, CAST(NULL AS STRING)')},
+  record, revision, CAST(NULL AS STRING), FALSE, CAST(0 AS DECIMAL(38, 12)), CAST(0 AS DECIMAL(38, 12)),
+  CAST(0 AS DECIMAL(38, 12)), FALSE
+FROM assembled WHERE record = 'attribution' OR (record = 'context' AND operation = 'execute_tool')""")
     statements.add_insert_sql(f"""
 INSERT INTO rollups_out
 SELECT {DIMENSIONS}, window_start, window_end,
@@ -245,7 +290,8 @@ SELECT {DIMENSIONS}, window_start, window_end,
   {billed_sum('output_tokens')}, {billed_sum('reasoning_tokens')}, SUM(cost_usd),
   SUM(edge_cost_usd), SUM(cloud_equivalent_cost_usd),
   {billed_sum('input_audio_tokens')}, {billed_sum('output_audio_tokens')}, {billed_sum('input_images')},
-  {billed_sum('output_images')}, {billed_sum('input_audio_seconds')}, COUNT(*) FILTER (WHERE semantic_cache_hit)
+  {billed_sum('output_images')}, {billed_sum('input_audio_seconds')}, COUNT(*) FILTER (WHERE semantic_cache_hit),
+  COUNT(*) FILTER (WHERE usage_missing)
 FROM TABLE(TUMBLE(TABLE on_time_spans, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
 GROUP BY {DIMENSIONS}, window_start, window_end""")
     return statements
@@ -289,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     settings = Settings()
-    prices = load_price_table(settings.stream.prices_file)
+    prices = load_prices(settings)
     edge = load_edge_profiles(settings.stream.edge_profiles_file)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     checkpoint_root = (settings.paths.state_dir / "flink" / "checkpoints" / f"state-v{STATE_LAYOUT_VERSION}"
@@ -297,8 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     configure(t_env, settings, checkpoint_dir=checkpoint_root)
     jar = args.connector_jar or next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))), None)
     jars = [jar] if jar is not None else []  # on a cluster the jar may come from `flink run -j` instead
-    if uses_lookup(settings, prices):
-        jars.append(udf_jar(settings.paths))
+    jars.append(udf_jar(settings.paths))  # the trace assembler and the price lookup
     if jars:
         t_env.get_config().set("pipeline.jars", ";".join(j.resolve().as_uri() for j in jars))
     recovery = recovery_path(checkpoint_root, settings.stream.resume and not args.no_resume)

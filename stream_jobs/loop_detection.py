@@ -286,7 +286,7 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settin
 CREATE TEMPORARY TABLE priced_in (
   tenant STRING, service STRING, team STRING, agent_name STRING, session_id STRING, trace_id STRING,
   span_id STRING, call_fingerprint STRING, end_ms BIGINT, input_tokens BIGINT, output_tokens BIGINT,
-  cost_usd DECIMAL(38, 12)
+  cost_usd DECIMAL(38, 12), record STRING
 ) WITH ({kafka}, 'topic' = '{topics.PRICED_SPANS.name}',
   'properties.group.id' = '{settings.detector.consumer_group}',
   'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest',
@@ -298,7 +298,9 @@ CREATE TEMPORARY TABLE priced_in (
 SELECT tenant, service, team, agent_name, COALESCE(session_id, trace_id) AS session_key, session_id, span_id,
   call_fingerprint, end_ms, COALESCE(input_tokens, 0) AS input_tokens,
   COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) AS tokens, CAST(cost_usd AS STRING) AS cost_usd
-FROM priced_in WHERE tenant IS NOT NULL AND span_id IS NOT NULL AND end_ms IS NOT NULL""")
+FROM priced_in WHERE tenant IS NOT NULL AND span_id IS NOT NULL AND end_ms IS NOT NULL
+  -- calls only: tool spans and attribution amendments share the topic (stream_jobs/cost_rollup.py)
+  AND COALESCE(record, 'span') = 'span'""")
     stream = t_env.to_data_stream(calls)
 
     # --- operations ---------------------------------------------------------------------

@@ -58,10 +58,18 @@ def _period(start_ms: int, end_ms: int | None, time_column: str) -> str:
     return cond + (f" AND {time_column} < {end_ms}" if end_ms is not None else "")
 
 
-def _condition(p: ModelPrice, time_column: str) -> str:
-    names = ", ".join(sql_string(n) for n in p.names)
+def _fits(p: ModelPrice, aliases: dict[str, str]) -> str:
+    """The provider and reported-model part of an entry's condition (names compared lower-cased)."""
+    providers = [p.provider, *sorted(a for a, target in aliases.items() if target == p.provider)]
+    names = ", ".join(sql_string(n.lower()) for n in p.names)
+    provider = (f"provider = {sql_string(p.provider)}" if len(providers) == 1
+                else f"provider IN ({', '.join(sql_string(x) for x in providers)})")
+    return f"{provider} AND LOWER(model) IN ({names})"
+
+
+def _condition(p: ModelPrice, time_column: str, aliases: dict[str, str] | None = None) -> str:
     period = _period(p.effective_from_ms(), p.effective_to_ms(), time_column)
-    return f"provider = {sql_string(p.provider)} AND model IN ({names}) AND {period}" + _tier_conditions(p)
+    return f"{_fits(p, aliases or {})} AND {period}" + _tier_conditions(p)
 
 
 def _tier_conditions(p: ModelPrice) -> str:
@@ -75,8 +83,10 @@ def _tier_conditions(p: ModelPrice) -> str:
 def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms", null=flink_null) -> str:
     """CASE expression giving one token's price for `per_token` (a ModelPrice property), NULL if unpriced."""
     # Most specific first (service tier, then highest context tier): CASE takes the first match.
+    check_case_catalog(table)
     ordered = price_order(table.prices)
-    branches = [f"WHEN {_condition(p, time_column)} THEN {_decimal_literal(getattr(p, per_token))}" for p in ordered]
+    branches = [f"WHEN {_condition(p, time_column, table.provider_aliases)} THEN {_decimal_literal(getattr(p, per_token))}"
+                for p in ordered]
     if not branches:
         return null(PRICE_TYPE)
     return "CASE " + " ".join(branches) + f" ELSE {null(PRICE_TYPE)} END"
@@ -84,6 +94,27 @@ def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms", n
 
 class CatalogTooLarge(ValueError):
     pass
+
+
+def check_case_catalog(table: PriceTable) -> None:
+    """The CASE prices a hand-written local table: exact names, one file. The comprehensive
+    catalog (match rules, local overrides over catalog entries) is priced by the Java lookup."""
+    odd = [p for p in table.prices if p.match is not None or p.origin != "local"]
+    if odd:
+        raise ValueError(f"the generated CASE cannot price catalog entries or match rules "
+                         f"({odd[0].provider}/{odd[0].model}); use the lookup (TOKENPULSE_STREAM_PRICE_LOOKUP=lookup)")
+
+
+def needs_lookup(table: PriceTable) -> bool:
+    return len(table.prices) > MAX_STREAM_PRICE_ENTRIES or any(
+        p.match is not None or p.origin != "local" for p in table.prices)
+
+
+def catalog_model_case(table: PriceTable) -> str:
+    """The folded model name (PriceTable.catalog_model) of a local table: the first fitting entry's model."""
+    check_case_catalog(table)
+    branches = [f"WHEN {_fits(p, table.provider_aliases)} THEN {sql_string(p.model)}" for p in table.prices]
+    return "CASE " + " ".join(branches) + " ELSE model END" if branches else "model"
 
 
 def check_stream_catalog_size(table: PriceTable) -> None:
@@ -125,14 +156,16 @@ def _sparse_case(table: PriceTable, prop: str, own: str, default: str, time_colu
     deciding = [p for p in price_order(table.prices) if any((p.provider, n) in seeds for n in p.names)]
     if not deciding:
         return default
-    branches = [f"WHEN {_condition(p, time_column)} THEN "
+    branches = [f"WHEN {_condition(p, time_column, table.provider_aliases)} THEN "
                 + (_decimal_literal(getattr(p, prop)) if getattr(p, own) is not None else default)
                 for p in deciding]
     return "CASE " + " ".join(branches) + f" ELSE {default} END"
 
 
-def priced_columns(table: PriceTable, null=flink_null) -> str:
-    """SELECT-list fragment adding the per-token and per-unit prices (PRICE_COLUMNS) to a spans relation."""
+def priced_columns(table: PriceTable, null=flink_null, catalog_models: dict[tuple[str, str], str] | None = None) -> str:
+    """SELECT-list fragment adding the per-token and per-unit prices (PRICE_COLUMNS) and the
+    catalog model to a spans relation. `catalog_models`: for a table from PriceTable.resolved_for,
+    the folded name of each of its (provider, model) pairs."""
     columns = []
     for prop, _, alias in PRICE_COLUMNS:
         own = _OWN_FIELD.get(prop)
@@ -142,6 +175,12 @@ def priced_columns(table: PriceTable, null=flink_null) -> str:
             default = null(PRICE_TYPE) if alias in _TEXT_RATE_FALLBACK else f"CAST(0 AS {PRICE_TYPE})"
             value = _sparse_case(table, prop, own, default)
         columns.append(f"{value} AS {alias}")
+    if catalog_models is None:
+        columns.append(f"{catalog_model_case(table)} AS catalog_model")
+    else:
+        branches = " ".join(f"WHEN provider = {sql_string(p)} AND model = {sql_string(m)} THEN {sql_string(c)}"
+                            for (p, m), c in sorted(catalog_models.items()))
+        columns.append(f"CASE {branches} ELSE model END AS catalog_model" if branches else "model AS catalog_model")
     return ",\n  ".join(columns)
 
 
@@ -211,14 +250,13 @@ def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_c
         eq = profile.cloud_equivalent
         if eq is None:
             continue
-        for price in price_order(table.prices):
-            if price.provider == eq.provider and eq.model in price.names:
-                branches.append(
-                    f"WHEN runtime_kind = 'edge' AND runtime_id = {sql_string(profile.runtime_id)} AND "
-                    f"{_period(profile.effective_from_ms(), profile.effective_to_ms(), time_column)} AND "
-                    f"{_period(price.effective_from_ms(), price.effective_to_ms(), time_column)} "
-                    + _tier_conditions(price) + f" THEN {_literal_cost(price)}"
-                )
+        for price in table.candidates(eq.provider, eq.model):  # most specific first, as the table resolves it
+            branches.append(
+                f"WHEN runtime_kind = 'edge' AND runtime_id = {sql_string(profile.runtime_id)} AND "
+                f"{_period(profile.effective_from_ms(), profile.effective_to_ms(), time_column)} AND "
+                f"{_period(price.effective_from_ms(), price.effective_to_ms(), time_column)} "
+                + _tier_conditions(price) + f" THEN {_literal_cost(price)}"
+            )
     if not branches:
         return null(CALL_COST_TYPE)
     return "CASE " + " ".join(branches) + f" ELSE {null(CALL_COST_TYPE)} END"

@@ -345,9 +345,13 @@ def _missing_span(rng: random.Random) -> tuple[str, SpanSpec]:
     elif sub == "no_model":
         del attrs["gen_ai.request.model"]
     elif sub == "no_input_tokens":
+        # A successful call without usage is kept as a call flagged usage_missing (issue #17),
+        # unless a cache count claims tokens out of an input count of 0.
         del attrs["gen_ai.usage.input_tokens"]
+        outcome = "reject" if attrs.get("gen_ai.usage.cache_read.input_tokens") else "accept"
     elif sub == "no_output_tokens":
         del attrs["gen_ai.usage.output_tokens"]
+        outcome = "reject" if attrs.get("gen_ai.usage.reasoning.output_tokens") else "accept"
     elif sub == "blank_provider":
         attrs["gen_ai.provider.name"] = "   "
     elif sub == "error_without_usage":

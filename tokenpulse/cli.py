@@ -161,14 +161,18 @@ def cmd_config_check(settings: Settings, args) -> int:
 
     from .stack import dispatcher_environ
 
+    from tokenpulse.schemas.senders import load_senders
+
     def prices(path):
-        table = load_price_table(path)
+        table = load_price_table(path, settings.stream.catalog_file)
         if settings.stream.price_lookup == "case":  # "auto" switches to the lookup function when large
             check_stream_catalog_size(table)
-        return f"{len(table.prices)} prices"
+        local = sum(1 for p in table.prices if p.origin == "local")
+        return f"{local} local prices over {len(table.prices) - local} catalog entries ({settings.stream.catalog_file})"
 
     checks = (
         ("prices", settings.stream.prices_file, prices),
+        ("senders", settings.collector.senders_file, lambda p: f"{len(load_senders(p).senders)} sender conventions"),
         ("edge", settings.stream.edge_profiles_file, lambda p: f"{len(load_edge_profiles(p).profiles)} profiles"),
         ("tenants", settings.collector.tenants_file, lambda p: f"{len(load_tenants(p).tenants)} tenants"),
         ("detectors", settings.detector.detectors_file,
@@ -186,6 +190,25 @@ def cmd_config_check(settings: Settings, args) -> int:
             errors += 1
             print(f"  error {label:<9} {path}\n{exc}")
     return 1 if errors else 0
+
+
+def cmd_prices_import_genai(settings: Settings, args) -> int:
+    from datetime import date
+
+    try:
+        from tokenpulse.schemas.genai_prices_import import import_genai_prices, to_yaml
+        result = import_genai_prices()
+    except ImportError:
+        print("error: the genai-prices package is not installed: pip install genai-prices", file=sys.stderr)
+        return 2
+    out = args.output or settings.stream.catalog_file
+    out.write_text(to_yaml(result, date.today()))
+    for where, why in result.skipped if args.verbose else []:
+        print(f"  skipped {where}: {why}", file=sys.stderr)
+    print(f"wrote {len(result.table.prices)} catalog entries from genai-prices {result.version} to {out} "
+          f"({len(result.skipped)} skipped{'' if args.verbose else '; --verbose lists them'}); "
+          "restart the cost job to use it")
+    return 0
 
 
 def cmd_prices_import(settings: Settings, args) -> int:
@@ -208,7 +231,8 @@ def cmd_prices_import(settings: Settings, args) -> int:
 
 def cmd_reprice(settings: Settings, args) -> int:
     from tokenpulse.loader.clickhouse import StoreBusy
-    from tokenpulse.loader.reprice import period_params, rebuild_rollups_statements, reprice_spans_sql, with_sync_insert
+    from tokenpulse.loader.reprice import (distinct_models_sql, period_params, rebuild_rollups_statements,
+                                           reprice_spans_sql, with_sync_insert)
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
     from .sql_client import QueryError, format_table, run_sql, saved_query
@@ -221,7 +245,7 @@ def cmd_reprice(settings: Settings, args) -> int:
         print(f"error: windows after {open_from:%Y-%m-%d %H:%M:%S} UTC may still be open in the stream job, which "
               "would overwrite the rebuilt rollups; choose an earlier --to", file=sys.stderr)
         return 2
-    prices = load_price_table(settings.stream.prices_file)
+    prices = load_price_table(settings.stream.prices_file, settings.stream.catalog_file)
     edge = load_edge_profiles(settings.stream.edge_profiles_file)
     cluster = settings.clickhouse.cluster or None
     try:
@@ -230,8 +254,9 @@ def cmd_reprice(settings: Settings, args) -> int:
             period_params("", args.start, args.to)).rows]
         for tenant in tqdm(tenants, desc="repricing", unit="tenant", file=sys.stderr):
             params = period_params(tenant, args.start, args.to)
-            run_sql(settings, with_sync_insert(reprice_spans_sql(prices, edge)) if cluster else
-                    reprice_spans_sql(prices, edge), params)
+            models = [(r[0], r[1]) for r in run_sql(settings, distinct_models_sql(), params).rows]
+            statement = reprice_spans_sql(prices, edge, models)
+            run_sql(settings, with_sync_insert(statement) if cluster else statement, params)
             for statement in rebuild_rollups_statements(cluster):
                 run_sql(settings, statement, params)
         print(f"repriced {len(tenants)} tenant(s) for [{args.start}, {args.to}); reconciliation:")
@@ -319,7 +344,7 @@ def cmd_demo(settings: Settings, args) -> int:
     if cmd_up(settings, args) != 0:
         return 1
     try:
-        prices = load_price_table(settings.stream.prices_file)
+        prices = load_price_table(settings.stream.prices_file, settings.stream.catalog_file)
         edge = load_edge_profiles(settings.stream.edge_profiles_file)
         c = settings.collector
         start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
@@ -508,6 +533,21 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--provider", action="append", help="keep only this gen_ai provider (repeatable)")
     imp.add_argument("-o", "--output", type=Path, help="write YAML here instead of printing it")
     imp.set_defaults(func=cmd_prices_import)
+
+    gp = sub.add_parser("prices-import-genai-prices",
+                        help="regenerate the comprehensive price catalog from the genai-prices package",
+                        description="Converts the installed genai-prices package's data (a maintained database of "
+                                    "LLM API prices with history, from the pydantic project) into the price catalog "
+                                    "(schemas/prices.catalog.yaml): each model's match rule, price periods, context "
+                                    "tiers and batch / priority / flex tiers, with sources. Your own prices stay in "
+                                    "the local file (TOKENPULSE_STREAM_PRICES_FILE) and override the catalog per "
+                                    "model and tier. Nothing is downloaded here: upgrade the package to refresh.",
+                        epilog="example:\n  pip install -U genai-prices && tokenpulse prices-import-genai-prices\n"
+                               "  tokenpulse config-check   # then restart the cost job (tokenpulse up)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    gp.add_argument("-o", "--output", type=Path, help="where to write (default TOKENPULSE_STREAM_CATALOG_FILE)")
+    gp.add_argument("--verbose", action="store_true", help="list every model skipped, with the reason")
+    gp.set_defaults(func=cmd_prices_import_genai)
 
     rp = sub.add_parser("reprice", help="recompute stored costs for a period with the current price table",
                         description="After correcting schemas/prices.yaml or edge profiles for a past period: "

@@ -329,7 +329,7 @@ class DrillRunner:
     def __init__(self, settings: Settings, options: DrillOptions, progress: Callable[[str], None] = print) -> None:
         self.settings, self.options, self.progress = settings, options, progress
         self.stack = Stack(settings)
-        self.prices = load_price_table(settings.stream.prices_file)
+        self.prices = load_price_table(settings.stream.prices_file, settings.stream.catalog_file)
         self.run_id = f"{int(time.time()) % 100000:05d}"
         c = settings.collector
         self.endpoint = f"http://{c.host}:{c.port}/v1/traces"

@@ -70,7 +70,8 @@ def udf_jar(paths: PathSettings):
     # into place (atomic), so neither ever reads a half-written jar.
     with tempfile.TemporaryDirectory(dir=jar.parent, prefix=f"build-{digest}-") as tmp:
         classes, built = Path(tmp) / "classes", Path(tmp) / jar.name
-        result = subprocess.run([javac, "--release", "17", "-d", str(classes), "-cp", f"{flink_lib}/*",
+        # -parameters: process table functions name their state entries after eval()'s parameters.
+        result = subprocess.run([javac, "--release", "17", "-parameters", "-d", str(classes), "-cp", f"{flink_lib}/*",
                                  *map(str, sources)], capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"javac failed on {UDF_SOURCES}:\n{result.stderr[-3000:]}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import field_validator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -149,10 +149,9 @@ class CollectorSettings(BaseSettings):
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
     produce_timeout_s: float = 10.0
     collector_id: str = "collector-local"
-    # Providers whose senders report cache / reasoning tokens beside input / output tokens
-    # instead of as subsets (OTel semconv). JSON lists, e.g. '["anthropic"]'.
-    cache_counts_separate_providers: list[str] = []
-    reasoning_counts_separate_providers: list[str] = []
+    # How each sender (instrumentation package) writes usage on the wire, matched by the
+    # span's instrumentation scope: schemas/senders.yaml (validated by `tokenpulse config-check`).
+    senders_file: Path = REPO_ROOT / "schemas" / "senders.yaml"
     # Circuit breaker board: the collector follows the alerts topic and answers
     # GET /v1/breakers (long poll) with the caller's tenant's sessions told to stop.
     breaker_board: bool = True
@@ -229,11 +228,27 @@ class StreamJobSettings(BaseSettings):
     checkpoint_interval_ms: int = Field(default=10_000, ge=1000)
     # How long a span id is remembered for deduplication.
     dedup_ttl_ms: int = Field(default=3_600_000, ge=60_000)
+    # Your prices (negotiated rates, corrections, local models), over the comprehensive catalog
+    # generated from genai-prices (`tokenpulse prices-import-genai-prices`); set the catalog to
+    # an empty value to price from the local file alone.
     prices_file: Path = REPO_ROOT / "schemas" / "prices.yaml"
-    # How the job finds a call's price: "case" (generated SQL, fastest for small catalogs),
-    # "lookup" (a Java hash-map function, constant cost for any size), or "auto" (case up to
-    # pricing_sql.MAX_STREAM_PRICE_ENTRIES entries, lookup beyond). bench/README.md has the numbers.
+    catalog_file: Path | None = REPO_ROOT / "schemas" / "prices.catalog.yaml"
+    # How the job finds a call's price: "case" (generated SQL, fastest for a small hand-written
+    # table), "lookup" (the catalog in a Java function, constant cost for any size, match rules),
+    # or "auto" (case for a small local table alone, lookup otherwise). bench/README.md has the numbers.
     price_lookup: Literal["auto", "case", "lookup"] = "auto"
+    # Trace assembly (issue #17): how long (event time after a call's end) a call whose
+    # conversation or agent is still unknown waits for its ancestors' spans to amend it; an
+    # agent's invoke_agent span ends when the agent does, so this bounds the agent runs that
+    # get attributed after the fact. State per trace is capped at max_spans_per_trace context
+    # spans and as many waiting calls (counted in the job's metrics beyond that).
+    attribution_pending_ms: int = Field(default=1_800_000, ge=0)
+
+    @field_validator("catalog_file", mode="before")
+    @classmethod
+    def _no_catalog(cls, v):
+        return None if isinstance(v, str) and not v.strip() else v
+    max_spans_per_trace: int = Field(default=2048, ge=16)
     edge_profiles_file: Path = REPO_ROOT / "schemas" / "edge_profiles.yaml"
     consumer_group: str = "tokenpulse-cost-rollup"
     # "local": the job keeps checkpoints under <state_dir>/flink/checkpoints and resumes from

@@ -12,10 +12,11 @@ from tokenpulse.schemas.events import TokenSpan
 GOLDEN = Path(__file__).parents[2] / "fixtures" / "otlp_genai.json"
 
 
-def otlp(attrs: dict, resource: dict | None = None, status_code: int = 0) -> OtlpSpan:
+def otlp(attrs: dict, resource: dict | None = None, status_code: int = 0, scope: str = "",
+         scope_version: str = "") -> OtlpSpan:
     return OtlpSpan(trace_id="ab" * 16, span_id="cd" * 8, parent_span_id=None, name="chat", start_ns=10**18,
                     end_ns=10**18 + 2 * 10**9, status_code=status_code, attributes=attrs,
-                    resource=resource or {"service.name": "app"})
+                    resource=resource or {"service.name": "app"}, scope_name=scope, scope_version=scope_version)
 
 
 def test_golden_json_maps_to_a_token_span_under_the_keys_tenant():
@@ -48,7 +49,8 @@ def test_legacy_attribute_names_still_map():
     "change, reason",
     [
         ({"gen_ai.usage.input_tokens": -5}, "is negative"),
-        ({"gen_ai.usage.input_tokens": None}, "missing token count gen_ai.usage.input_tokens"),
+        ({"gen_ai.usage.input_tokens": None, "gen_ai.operation.name": "workflow"},
+         "missing token count gen_ai.usage.input_tokens on a span whose operation 'workflow'"),
         ({"gen_ai.usage.output_tokens": "many"}, "must be a whole number"),
         ({"gen_ai.usage.output_tokens": True}, "must be a whole number"),
         ({"gen_ai.usage.output_tokens": 2.5}, "must be a whole number"),
@@ -84,29 +86,93 @@ def test_dead_letter_excerpt_never_carries_content():
     json.loads(excerpt)  # still readable
 
 
-def test_separately_reported_cache_and_reasoning_counts_are_added_in_once():
-    from tokenpulse.collectors.genai_mapping import UsageConventions
+@pytest.mark.parametrize("change, missing", [
+    ({"gen_ai.usage.input_tokens": None, "gen_ai.usage.output_tokens": None}, True),  # a stream without usage
+    ({"gen_ai.usage.input_tokens": None}, True),
+    ({"gen_ai.usage.output_tokens": None}, True),
+    ({"gen_ai.usage.input_tokens": 0, "gen_ai.usage.output_tokens": 0}, True),  # zeros: no real call has 0 in
+    ({"gen_ai.usage.output_tokens": 0}, False),
+    ({}, False),
+])
+def test_a_successful_call_without_usage_stays_a_call_flagged_usage_missing(change, missing):
+    attrs = {k: v for k, v in {**LLM_ATTRS, **change}.items() if v is not None}
+    event = map_span(otlp(attrs), tenant="t", received_ms=1)
+    assert isinstance(event, TokenSpan), event
+    assert event.usage_missing is missing
+    # a failed call without usage cost nothing: not flagged
+    assert map_span(otlp(attrs, status_code=2), tenant="t", received_ms=1).usage_missing is False
+
+
+def test_legacy_operation_name_and_indexed_prompts_of_older_openllmetry():
+    attrs = {"gen_ai.system": "OpenAI", "gen_ai.request.model": "gpt-4o", "llm.request.type": "chat",
+             "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "summarize ticket 1234",
+             "gen_ai.usage.prompt_tokens": 10, "gen_ai.usage.completion_tokens": 2}
+    first = map_span(otlp(attrs, scope="opentelemetry.instrumentation.openai.v1", scope_version="0.40.14"),
+                     tenant="t", received_ms=1)
+    again = map_span(otlp({**attrs, "gen_ai.prompt.0.content": "summarize ticket 9876"}), tenant="t", received_ms=1)
+    other = map_span(otlp({**attrs, "gen_ai.prompt.0.content": "translate ticket 1234"}), tenant="t", received_ms=1)
+    assert (first.operation, first.sender) == ("chat", "openllmetry@0.40.14")
+    assert first.call_fingerprint == again.call_fingerprint != other.call_fingerprint
+    assert "summarize" not in first.model_dump_json()
+
+
+def test_agent_and_tool_spans_are_context_not_calls():
+    from tokenpulse.schemas.events import ContextSpan
+
+    agent = {"gen_ai.operation.name": "invoke_agent", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+             "gen_ai.agent.name": "triage", "gen_ai.agent.id": "a-1", "gen_ai.conversation.id": "conv-9"}
+    event = map_span(otlp(agent), tenant="t", received_ms=1)
+    assert isinstance(event, ContextSpan)
+    assert (event.operation, event.agent_name, event.agent_id, event.session_id) == ("invoke_agent", "triage", "a-1", "conv-9")
+    tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search_docs", "gen_ai.tool.call.id": "call_1",
+            "gen_ai.tool.call.arguments": '{"query": "secret question 42"}', "error.type": "TimeoutError"}
+    event = map_span(otlp(tool, status_code=2), tenant="t", received_ms=1)
+    assert isinstance(event, ContextSpan)
+    assert (event.tool_name, event.tool_call_id, event.status.value, event.error_type) == \
+        ("search_docs", "call_1", "error", "TimeoutError")
+    assert event.call_fingerprint and "secret" not in event.model_dump_json()
+    # a framework span that only names the conversation is context too; an HTTP span is ignored
+    assert isinstance(map_span(otlp({"gen_ai.conversation.id": "c"}), tenant="t", received_ms=1), ContextSpan)
+    assert map_span(otlp({"http.request.method": "POST"}), tenant="t", received_ms=1) is None
+
+
+def test_team_comes_from_the_span_the_resource_or_the_tenants_service_map():
+    from tokenpulse.collectors.genai_mapping import MappingRules
+
+    rules = MappingRules(service_teams={"app": "payments"})
+    assert map_span(otlp(LLM_ATTRS), tenant="t", received_ms=1).team == "unassigned"
+    assert map_span(otlp(LLM_ATTRS), tenant="t", received_ms=1, rules=rules).team == "payments"
+    assert map_span(otlp({**LLM_ATTRS, "tokenpulse.team": "search"}), tenant="t", received_ms=1,
+                    rules=rules).team == "search"
+
+
+def test_sender_conventions_decide_what_input_tokens_mean():
     from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
 
-    # Anthropic's usage object: input_tokens excludes the 8000 cache reads and 1000 cache writes.
+    # OpenLIT's Anthropic spans: input_tokens excludes the 8000 cache reads and 1000 cache writes.
     attrs = {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4",
              "gen_ai.usage.input_tokens": 3000, "gen_ai.usage.cache_read.input_tokens": 8000,
              "gen_ai.usage.cache_creation.input_tokens": 1000, "gen_ai.usage.output_tokens": 900}
     assert isinstance(map_span(otlp(attrs), tenant="t", received_ms=1), Rejection)  # semconv reading: impossible
-    conv = UsageConventions(cache_separate=frozenset({"anthropic"}))
-    event = map_span(otlp(attrs), tenant="t", received_ms=1, conventions=conv)
+    event = map_span(otlp(attrs, scope="openlit.instrumentation.anthropic"), tenant="t", received_ms=1)
     assert (event.input_tokens, event.cached_input_tokens, event.cache_creation_input_tokens) == (12000, 8000, 1000)
+    assert event.sender == "openlit-anthropic"
     price = load_price_table().price_at("anthropic", "claude-sonnet-4", 1760000000000)
     # each class priced once: 3000 at 3.00 + 8000 at 0.30 + 1000 at 3.75 + 900 at 15.00 (per million)
     assert call_cost_usd(price, input_tokens=event.input_tokens, cached_input_tokens=8000,
                          cache_creation_input_tokens=1000, output_tokens=900) == Decimal("0.02865")
 
+    # OpenLIT's Gemini spans: reasoning (thoughts) beside the output count.
     gem = {"gen_ai.provider.name": "gcp.gemini", "gen_ai.request.model": "gemini-2.5-pro",
-           "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 50,
-           "gen_ai.usage.reasoning.output_tokens": 400}
-    event = map_span(otlp(gem), tenant="t", received_ms=1,
-                     conventions=UsageConventions(reasoning_separate=frozenset({"gcp.gemini"})))
+           "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 50, "gen_ai.usage.reasoning_tokens": 400}
+    event = map_span(otlp(gem, scope="openlit.instrumentation.google_ai_studio"), tenant="t", received_ms=1)
     assert (event.output_tokens, event.reasoning_tokens) == (450, 400)
+    # The anthropic SDK's own spans name cache writes cache_write.
+    sdk = {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4-5",
+           "gen_ai.usage.input_tokens": 300, "gen_ai.usage.cache_write.input_tokens": 96,
+           "gen_ai.usage.output_tokens": 9, "gen_ai.response.id": "msg_1"}
+    event = map_span(otlp(sdk, scope="com.anthropic.sdk.python", scope_version="2.17.0"), tenant="t", received_ms=1)
+    assert (event.cache_creation_input_tokens, event.response_id, event.sender) == (96, "msg_1", "anthropic-sdk@2.17.0")
 
 
 @pytest.mark.parametrize("extra, tier", [

@@ -9,16 +9,16 @@ import json
 import pytest
 
 from otlp_builders import LLM_ATTRS
-from tokenpulse.collectors.genai_mapping import Rejection, UsageConventions, map_span
+from tokenpulse.collectors.genai_mapping import Rejection, map_span
 from tokenpulse.collectors.otlp_decode import OtlpSpan
 from tokenpulse.schemas.events import TokenSpan
 from tokenpulse.schemas.pricing import load_price_table
 
 
-def otlp(attrs: dict, resource: dict | None = None) -> OtlpSpan:
+def otlp(attrs: dict, resource: dict | None = None, scope: str = "") -> OtlpSpan:
     return OtlpSpan(trace_id="ab" * 16, span_id="cd" * 8, parent_span_id=None, name="chat", start_ns=10**18,
                     end_ns=10**18 + 2 * 10**9, status_code=0, attributes=attrs,
-                    resource=resource or {"service.name": "app"})
+                    resource=resource or {"service.name": "app"}, scope_name=scope)
 
 
 def mapped(attrs: dict, **kw) -> TokenSpan:
@@ -52,13 +52,12 @@ def test_official_names_win_over_underscore_spellings():
     assert (event.cached_input_tokens, event.cache_creation_input_tokens) == (300, 0)
 
 
-def test_underscore_counts_follow_the_separate_counts_setting_and_are_validated():
+def test_underscore_counts_follow_the_senders_conventions_and_are_validated():
     attrs = {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4",
              "gen_ai.usage.input_tokens": 3000, "gen_ai.usage.output_tokens": 900,
              "gen_ai.usage.cache_read_input_tokens": 8000}
     assert isinstance(map_span(otlp(attrs), tenant="t", received_ms=1), Rejection)  # 8000 cached of 3000
-    # The setting is matched case-insensitively, like the provider.
-    event = mapped(attrs, conventions=UsageConventions(cache_separate=frozenset({"Anthropic"})))
+    event = map_span(otlp(attrs, scope="openlit.instrumentation.anthropic"), tenant="t", received_ms=1)
     assert (event.input_tokens, event.cached_input_tokens) == (11000, 8000)
     bad = map_span(otlp({**attrs, "gen_ai.usage.cache_read_input_tokens": -1}), tenant="t", received_ms=1)
     assert isinstance(bad, Rejection) and "negative" in bad.reason
@@ -119,8 +118,9 @@ def test_unread_vendor_attributes():
     old = {"llm.vendor": "OpenAI", "llm.request.model": "gpt-4", "llm.usage.prompt_tokens": 10,
            "llm.usage.completion_tokens": 2, "llm.usage.total_tokens": 12}
     assert map_span(otlp(old), tenant="t", received_ms=1) is None
-    # gen_ai.usage.reasoning_tokens is not read: OpenLIT sends Gemini's thoughts beside the
-    # output count, so reading it as the semconv subset would reject those calls.
+    # gen_ai.usage.reasoning_tokens is not read from unknown senders: OpenLIT sends Gemini's
+    # thoughts beside the output count under that name, so reading it as the semconv subset
+    # would reject those calls (senders.yaml reads it per sender, with its meaning).
     event = mapped({**LLM_ATTRS, "gen_ai.usage.output_tokens": 50, "gen_ai.usage.reasoning_tokens": 400,
                     "gen_ai.usage.total_tokens": 1450, "gen_ai.usage.cost": 0.1})
     assert (event.output_tokens, event.reasoning_tokens) == (50, 0)

@@ -9,12 +9,13 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from price_fixtures import handwritten_prices
 from tokenpulse.loader import rows
 from tokenpulse.loader.reprice import period_params, rebuild_rollups_statements, reprice_spans_sql
 from tokenpulse.schemas.edge_profiles import load_edge_profiles
 from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
 
-PRICES, EDGE = load_price_table(), load_edge_profiles()
+PRICES, EDGE = handwritten_prices(), load_edge_profiles()
 BASE_MS = 1763900000000 - 1763900000000 % 60000  # a minute boundary in 2025
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4"), ("openai", "nope")]
 
@@ -45,7 +46,7 @@ def stream_rollup_row(docs):
     row.update(window_start=start, part="", calls=len(docs), error_calls=0,
                unpriced_calls=sum(not d["priced"] for d in docs), cost_usd=sum(d["cost_usd"] for d in docs),
                edge_cost_usd=Decimal(0), cloud_equivalent_cost_usd=Decimal(0), semantic_cache_hits=0,
-               api_key_id="",
+               api_key_id="", usage_missing_calls=0,
                **{f: sum(d.get(f, 0) for d in docs) for f in rows.USAGE_COUNTS})
     return [row[c] for c in rows.SPEND_1M_COLUMNS]
 

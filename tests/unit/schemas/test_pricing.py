@@ -117,4 +117,7 @@ def test_a_catalog_too_large_for_the_stream_is_refused_with_advice():
                                              for i in range(MAX_STREAM_PRICE_ENTRIES + 1)])
     with pytest.raises(CatalogTooLarge, match="prices-import-litellm"):
         check_stream_catalog_size(big)
-    check_stream_catalog_size(load_price_table())  # the shipped catalog fits
+    check_stream_catalog_size(load_price_table(catalog=None))  # the shipped local file alone fits
+    # the comprehensive catalog is priced by the Java lookup
+    from tokenpulse.stream_jobs.pricing_sql import needs_lookup
+    assert needs_lookup(load_price_table()) and not needs_lookup(load_price_table(catalog=None))

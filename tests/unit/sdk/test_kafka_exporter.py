@@ -10,7 +10,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otlp_builders import LLM_ATTRS
-from tokenpulse.collectors.genai_mapping import UsageConventions
 from tokenpulse.collectors.kafka_writer import WriteFailed
 from tokenpulse.sdk import KafkaSpanExporter, record_llm_call, set_anthropic_usage
 from tokenpulse.sdk import kafka_exporter as module
@@ -74,15 +73,13 @@ def test_spans_recorded_with_the_sdk_reach_kafka_priced_once():
     assert (event.input_tokens, event.cached_input_tokens, event.cache_creation_input_tokens) == (12000, 8000, 1000)
 
 
-def test_usage_conventions_apply_as_in_the_collector():
+def test_mapping_rules_apply_as_in_the_collector():
+    from tokenpulse.collectors.genai_mapping import MappingRules
+
     writer = FakeWriter()
-    exporter = KafkaSpanExporter("acme", writer=writer,
-                                 conventions=UsageConventions(cache_separate=frozenset({"anthropic"})))
-    raw = {"gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude-sonnet-4",
-           "gen_ai.usage.input_tokens": 3000, "gen_ai.usage.cache_read.input_tokens": 8000,
-           "gen_ai.usage.output_tokens": 10}
-    assert exporter.export(finished_spans(raw)) is SpanExportResult.SUCCESS
-    assert writer.spans[0].input_tokens == 11000
+    exporter = KafkaSpanExporter("acme", writer=writer, rules=MappingRules(service_teams={"support-bot": "ml"}))
+    assert exporter.export(finished_spans(LLM_ATTRS)) is SpanExportResult.SUCCESS
+    assert writer.spans[0].team == "ml"
 
 
 def test_nothing_to_write_is_a_success_without_a_write():

@@ -306,5 +306,6 @@ def test_rollup_rebuild_deletes_on_the_shards_and_inserts_synchronously(engine):
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
     reprice = engine.query("SELECT formatQuery({q:String})", parameters={
-        "q": with_sync_insert(reprice_spans_sql(load_price_table(), load_edge_profiles()))}).result_rows[0][0]
+        "q": with_sync_insert(reprice_spans_sql(load_price_table(), load_edge_profiles(),
+                                                [("openai", "gpt-4o-2024-08-06")]))}).result_rows[0][0]
     assert reprice.endswith("SETTINGS cast_keep_nullable = 1, insert_distributed_sync = 1")

@@ -9,6 +9,7 @@ import clickhouse_connect
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
+from price_fixtures import handwritten_prices
 from tokenpulse.schemas.edge_profiles import edge_call_cost_usd, load_edge_profiles
 from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
 from tokenpulse.stream_jobs.pricing_sql import (
@@ -19,7 +20,7 @@ from tokenpulse.stream_jobs.pricing_sql import (
     priced_columns,
 )
 
-PRICES, EDGE = load_price_table(), load_edge_profiles()
+PRICES, EDGE = handwritten_prices(), load_edge_profiles()
 MODELS = sorted({(p.provider, n) for p in PRICES.prices for n in p.names}) + [("openai", "not-in-the-table")]
 SQL = f"""
 SELECT {cost_columns()} FROM (
