@@ -28,6 +28,10 @@ from pathlib import Path
 # Part of the job -> prefixes of the classes that do it, checked from the top of the stack.
 # Order matters: the first part whose prefix matches a frame (walking down from the top) wins.
 PARTS: list[tuple[str, tuple[str, ...]]] = [
+    # tokenpulse's own operators first: the trace-aware stage (issue #17) and the price lookup
+    ("trace assembly (TraceAssembler PTF)", ("dev.tokenpulse.flink.trace", "org.apache.flink.table.runtime.operators.process")),
+    ("price lookup (Java UDF)", ("dev.tokenpulse.flink.PriceLookup", "dev.tokenpulse.flink.PriceCatalog",
+                                 "dev.tokenpulse.flink.CatalogModel")),
     ("JSON (de)serialization", ("org.apache.flink.formats.json", "org.apache.flink.shaded.jackson",
                                 "com.fasterxml.jackson")),
     ("Kafka client (fetch, produce, CRC)", ("org.apache.flink.kafka.shaded.org.apache.kafka",
@@ -146,19 +150,30 @@ def part_of(stack: list[str]) -> str:
     return GENERIC if any(f.startswith(generic) for f in stack) else "other"
 
 
+# Inclusive views: samples with such a frame anywhere on the stack (the operator and all it
+# calls: its state, JSON, decimals), what the operator costs as a whole.
+INCLUSIVE = {"trace assembly (TraceAssembler PTF), inclusive": ("dev.tokenpulse.flink.trace.",),
+             "price lookup (Java UDF), inclusive": ("dev.tokenpulse.flink.PriceLookup", "dev.tokenpulse.flink.CatalogModel")}
+
+
 def summarize(recording: Path, top: int = 25) -> dict:
     stacks = [s for s in _frames(recording) if s]
     n = len(stacks) or 1
     self_time = Counter(s[0] for s in stacks)
     parts = Counter(part_of(s) for s in stacks)
+    inclusive = {name: sum(1 for s in stacks if any(f.startswith(prefixes) for f in s)) / n
+                 for name, prefixes in INCLUSIVE.items()}
     return {"samples": len(stacks),
             "by_part": {p: round(c / n, 4) for p, c in parts.most_common()},
+            "inclusive": {k: round(v, 4) for k, v in inclusive.items()},
             "self_top": [(m, round(c / n, 4)) for m, c in self_time.most_common(top)]}
 
 
 def format_summary(summary: dict) -> str:
     lines = [f"{summary['samples']:,} samples", "", "share  part"]
     lines += [f"{share:6.1%} {part}" for part, share in summary["by_part"].items()]
+    lines += ["", "share  operator with everything it calls"]
+    lines += [f"{share:6.1%} {name}" for name, share in summary.get("inclusive", {}).items()]
     lines += ["", "share  self (top of stack)"]
     lines += [f"{share:6.1%} {method}" for method, share in summary["self_top"]]
     return "\n".join(lines)

@@ -333,7 +333,7 @@ def cmd_resolve_alerts(settings: Settings, args) -> int:
 
 
 def cmd_demo(settings: Settings, args) -> int:
-    from .demo import APPS, AlertInbox, run_runaway_agent, run_workload
+    from .demo import APPS, AlertInbox, run_runaway_agent, run_stock_instrumented_app, run_workload
     from .sql_client import QueryError, format_table, run_sql, saved_query
     from .stack import dispatcher_environ
     from tokenpulse.alerts.config import load_hooks
@@ -352,6 +352,15 @@ def cmd_demo(settings: Settings, args) -> int:
         with tqdm(total=args.calls, desc="demo calls", unit="call", file=sys.stderr) as bar:
             expected = run_workload(f"http://{c.host}:{c.port}/v1/traces", prices, edge, calls=args.calls,
                                     duration_s=args.duration, progress=bar.update, seed=args.seed)
+        print("\nan app instrumented with stock OpenLLMetry (not tokenpulse's SDK) now runs agents with the real "
+              "openai and anthropic clients against a local fake provider with known usage")
+        stock = run_stock_instrumented_app(f"http://{c.host}:{c.port}", prices, expected,
+                                           settings.paths.state_dir / "demo-stock-app")
+        if stock is None:
+            print("  skipped: OpenLLMetry is not installed here (pip install -e '.[dev]')")
+        else:
+            print(f"  {stock.calls} calls made ({stock.usage_missing} streamed without usage), "
+                  f"{sum(1 for a in stock.run.app_truth if a.get('conversation_id'))} inside agent sessions")
         print("\na runaway agent now repeats one question with a growing context, opted in to the circuit breaker")
         runaway = run_runaway_agent(f"http://{c.host}:{c.port}", prices, expected)
         _report_runaway(runaway, inbox)
@@ -379,6 +388,9 @@ def cmd_demo(settings: Settings, args) -> int:
         print(format_table(run_sql(settings, saved_query("runaway_sessions"), {"hours": 1, "limit": 10})))
         print("\nrejected input (dead letters):")
         print(format_table(run_sql(settings, saved_query("dead_letters_recent"), {"hours": 1})))
+        stock_ok = True
+        if stock is not None:
+            stock_ok = _report_stock_app(settings, stock, prices)
         print("\nreconciliation, raw spans vs rollups (diff must be 0):")
         print(format_table(run_sql(settings, saved_query("reconcile_raw_vs_rollups"), {"days": 1})))
         from .report import Period, write_report  # the same page as `tokenpulse report --days 1`
@@ -387,7 +399,7 @@ def cmd_demo(settings: Settings, args) -> int:
             print(f"\nreport with charts (opens offline): {page}")
         except (QueryError, OSError) as exc:
             print(f"\nreport not written: {exc}")
-        ok = rolled == expected.calls and cost == expected.cost_usd
+        ok = rolled == expected.calls and cost == expected.cost_usd and stock_ok
         print(f"\ncheck: pipeline rolled up {rolled} calls, ${cost} | demo sent {expected.calls} calls, "
               f"${expected.cost_usd} priced independently ({expected.unpriced} unpriced, "
               f"{expected.rejected} rejected) -> {'MATCH' if ok else 'MISMATCH'}")
@@ -401,6 +413,32 @@ def cmd_demo(settings: Settings, args) -> int:
         if not args.keep_running:
             print("stopping the stack (use --keep-running to keep it up)")
             cmd_down(settings, args)
+
+
+def _report_stock_app(settings: Settings, stock, prices) -> bool:
+    """The stock-instrumented app's calls as stored, against the fake provider's truth (the
+    conformance suite's comparison): each call once, attributed to its session and agent."""
+    from tokenpulse.conformance import runner
+
+    from .demo import STOCK_APP_SERVICE
+    from .sql_client import run_sql
+
+    columns = ["response_id", "session_id", "agent_name", "input_tokens", "output_tokens", "cached_input_tokens",
+               "cache_creation_input_tokens", "reasoning_tokens", "usage_missing", "priced", "cost_usd"]
+    deadline = time.monotonic() + 60
+    while True:  # attribution of the last agent's calls may land a little after its rollup
+        rows = [dict(zip(columns, r)) for r in run_sql(
+            settings, f"SELECT {', '.join(columns)} FROM token_spans FINAL WHERE tenant = 'acme' AND service = {{s:String}}",
+            {"s": STOCK_APP_SERVICE}).rows]
+        result = runner.compare(stock.run, rows, prices)
+        if (result.calls_stored >= result.calls_made and result.attributed >= result.attributable) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    print(f"\nthe OpenLLMetry app, stored vs the fake provider's truth (docs/conformance.md):")
+    print(runner.render_table([result]))
+    return (result.calls_stored == result.calls_made and result.duplicates == 0
+            and not any(result.class_wrong.values()) and result.attributed == result.attributable)
 
 
 def _demo_inbox(settings: Settings, load_hooks, environ: dict, inbox_class):

@@ -8,6 +8,13 @@ table does not know (unpriced, still counted) and one sender reports a negative 
 count (dead-lettered with its reason). The demo also prices every call itself with the
 reference pricer, so the pipeline's totals can be checked against an independent sum.
 
+Then an app instrumented with a stock package, not tokenpulse's SDK: OpenLLMetry
+(opentelemetry-instrumentation-openai / -anthropic) around the real `openai` and `anthropic`
+clients, which call a local fake provider with known usage (tokenpulse/conformance/). Its
+agents put conversation and agent on the invoke_agent parent only, the anthropic SDK adds a
+second span per call, one stream carries no usage: the pipeline must still store each call
+once, attributed, priced from the provider's usage.
+
 Last, a runaway agent loops on the same question until the loop detector pages the demo's
 webhook inbox and the circuit breaker stops it.
 """
@@ -137,6 +144,55 @@ def run_workload(endpoint: str, prices: PriceTable, edge: EdgeProfiles, *, calls
         p.force_flush()
         p.shutdown()
     return expected
+
+
+# --- an app with stock instrumentation (OpenLLMetry) against a fake provider ----------------
+STOCK_APP_SERVICE = "helpdesk-openllmetry"  # schemas/tenants.demo.yaml maps it to team support
+
+
+@dataclass
+class StockAppRun:
+    run: object  # tokenpulse.conformance.runner.RunResult
+    calls: int
+    usage_missing: int
+
+
+def run_stock_instrumented_app(collector: str, prices: PriceTable, expected: Expected, workdir, *,
+                               sessions: int = 4) -> StockAppRun | None:
+    """Run tokenpulse/conformance/sender_app.py with OpenLLMetry in this venv (the dev extra
+    pins it), exporting to the collector; add the provider's truth to the expected totals:
+    every call, priced from the usage the provider billed (a stream whose reply carried no
+    usage counts as a call at 0, flagged usage_missing). None when OpenLLMetry is not installed."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from tokenpulse.conformance import runner
+
+    if not all(importlib.util.find_spec(m) for m in ("opentelemetry.instrumentation.openai",
+                                                     "opentelemetry.instrumentation.anthropic", "openai", "anthropic")):
+        return None
+    setup = runner.Setup(name="demo-openllmetry", venv="(tokenpulse's own)", sender="openllmetry",
+                         providers=["openai", "anthropic"])
+    run = runner.run_setup(setup, Path(sys.executable), Path(workdir), collector=collector,
+                           api_key=DEMO_KEYS["acme"], service=STOCK_APP_SERVICE, sessions=sessions, bsp_delay_ms=200)
+    missing = 0
+    for t in run.provider_truth:
+        expected.calls += 1
+        expected.by_tenant_calls["acme"] = expected.by_tenant_calls.get("acme", 0) + 1
+        if t["streamed"] and not t["usage_in_stream"]:
+            missing += 1  # the app never saw this call's usage: a flagged call at 0
+            continue
+        u, provider = t["usage"], "openai" if t["api"].startswith("openai") else "anthropic"
+        price = prices.price_at(provider, t["model"], t["received_ms"], u["input_tokens"])
+        if price is None:
+            expected.unpriced += 1
+        else:
+            expected.cost_usd += call_cost_usd(price, input_tokens=u["input_tokens"],
+                                               cached_input_tokens=u["cache_read_tokens"],
+                                               cache_creation_input_tokens=u["cache_creation_tokens"],
+                                               output_tokens=u["output_tokens"])
+    return StockAppRun(run, len(run.provider_truth), missing)
 
 
 # --- the runaway agent: a loop that gets paged and stopped ----------------------------------

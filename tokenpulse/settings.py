@@ -243,12 +243,8 @@ class StreamJobSettings(BaseSettings):
     # get attributed after the fact. State per trace is capped at max_spans_per_trace context
     # spans and as many waiting calls (counted in the job's metrics beyond that).
     attribution_pending_ms: int = Field(default=1_800_000, ge=0)
-
-    @field_validator("catalog_file", mode="before")
-    @classmethod
-    def _no_catalog(cls, v):
-        return None if isinstance(v, str) and not v.strip() else v
     max_spans_per_trace: int = Field(default=2048, ge=16)
+
     edge_profiles_file: Path = REPO_ROOT / "schemas" / "edge_profiles.yaml"
     consumer_group: str = "tokenpulse-cost-rollup"
     # "local": the job keeps checkpoints under <state_dir>/flink/checkpoints and resumes from
@@ -258,6 +254,11 @@ class StreamJobSettings(BaseSettings):
     checkpoints: Literal["local", "cluster"] = "local"
     # Resume from the newest retained checkpoint under <state_dir>/flink/checkpoints.
     resume: bool = True
+
+    @field_validator("catalog_file", mode="before")
+    @classmethod
+    def _no_catalog(cls, v):
+        return None if isinstance(v, str) and not v.strip() else v
 
 
 class DetectorJobSettings(BaseSettings):

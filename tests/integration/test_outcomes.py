@@ -2,7 +2,7 @@
 to the collector) and the outcomes of its sessions and of one trace with sdk.record_outcome
 (POST /v1/outcomes) -> Kafka -> loader -> chDB `outcomes`; cost_per_outcome.sql joins them to
 the priced calls. Expected numbers are worked out in the test from gpt-4o's price in the
-raw prices.yaml; a retried outcome counts once and an invalid one is a dead letter."""
+raw price YAML files (tests/price_fixtures.py); a retried outcome counts once and an invalid one is a dead letter."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import price_fixtures
 import pytest
-import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tokenpulse.sdk import record_llm_call, record_outcome
-from tokenpulse.settings import REPO_ROOT
 from tokenpulse.sql_client import run_sql, saved_query
 
 from helpers import wait_for
@@ -30,9 +29,7 @@ KEY = "demo-acme-key"  # tenant acme in schemas/tenants.demo.yaml
 
 
 def gpt4o_cost(inp: int, out: int) -> Decimal:
-    doc = yaml.safe_load((REPO_ROOT / "schemas" / "prices.yaml").read_text())
-    p = next(p for p in doc["prices"] if p["model"] == "gpt-4o" and p.get("service_tier", "standard") == "standard")
-    return (inp * Decimal(str(p["input_usd_per_mtok"])) + out * Decimal(str(p["output_usd_per_mtok"]))) / 10**6
+    return price_fixtures.independent_cost("openai", "gpt-4o", inp, 0, 0, out)
 
 
 def test_cost_per_outcome_from_spans_and_outcomes_sent_through_the_collector(stack_settings):

@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import pytest
 import yaml
+
+import price_fixtures
 from kafka import KafkaConsumer
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -42,17 +44,8 @@ CALL_SHAPES = [
 
 
 def independent_cost(provider: str, model: str, inp: int, cr: int, cc: int, out: int, tier: str = "standard") -> Decimal:
-    """Re-derives the price from the raw YAML, without the project's pricing code."""
-    doc = yaml.safe_load((REPO_ROOT / "schemas" / "prices.yaml").read_text())
-    entries = [p for p in doc["prices"] if p["provider"] == provider and model in [p["model"], *p.get("aliases", [])]]
-    tiered = [p for p in entries if p.get("service_tier") == tier]
-    for p in tiered or [p for p in entries if p.get("service_tier", "standard") == "standard"]:
-        base = Decimal(str(p["input_usd_per_mtok"]))
-        cached = Decimal(str(p.get("cached_input_usd_per_mtok", base)))
-        write = Decimal(str(p.get("cache_creation_input_usd_per_mtok", base)))
-        output = Decimal(str(p["output_usd_per_mtok"]))
-        return ((inp - cr - cc) * base + cr * cached + cc * write + out * output) / Decimal(10**6)
-    return Decimal(0)
+    """Re-derives the price from the raw YAML files (local over catalog), without the project's pricing code."""
+    return price_fixtures.independent_cost(provider, model, inp, cr, cc, out, tier)
 
 
 def independent_edge_rate(runtime_id: str) -> Decimal:
@@ -135,7 +128,14 @@ def test_rollups_equal_independent_totals_and_duplicates_count_once(stack_settin
         GROUP BY tenant, team, model ORDER BY tenant, team, model""", params,
         lambda rows: sum(r[3] for r in rows) >= total_calls, timeout_s=150)
     got = {(r[0], r[1], r[2]): [r[3], r[4], r[5], Decimal(r[6])] for r in rollups}
-    assert got == {k: v for k, v in expected.items()}
+    # rollups group by the catalog model: dated snapshots fold into their model's series
+    folded = {}
+    for (tenant, team, model), v in expected.items():
+        prov = next(c[2] for c in CALL_SHAPES if c[3] == model)
+        entry = price_fixtures.independent_entry(prov, model, now_ns // 10**6)
+        folded[(tenant, team, entry["model"] if entry else model)] = v
+    assert ("acme", "research", "claude-sonnet-4-0") in folded  # claude-sonnet-4-20250514, folded
+    assert got == folded
 
     unpriced = run_sql(stack_settings, "SELECT count() FROM token_spans FINAL WHERE NOT priced "
                        "AND model = 'gpt-5-experimental' AND session_id LIKE {run:String}", params).rows[0][0]
@@ -201,6 +201,13 @@ def test_bad_input_gets_clear_errors_and_dead_letters(stack_settings):
                     {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "5"}}]},
                {"traceId": trace, "spanId": "0000000000000002", "name": "missing", "startTimeUnixNano": "1",
                 "endTimeUnixNano": "2", "attributes": [
+                    {"key": "gen_ai.operation.name", "value": {"stringValue": "workflow"}},
+                    {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}]},
+               # a successful chat call whose sender wrote no usage (a stream): kept, flagged
+               {"traceId": trace, "spanId": "0000000000000003", "name": "chat gpt-4o", "startTimeUnixNano": "1",
+                "endTimeUnixNano": "2", "attributes": [
+                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
                     {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
                     {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}}]}]}]}]}
     status, body = _post(stack_settings, json.dumps(bad).encode(), "application/json")
@@ -218,6 +225,10 @@ def test_bad_input_gets_clear_errors_and_dead_letters(stack_settings):
     consumer.close()
     assert "negative" in reasons["0000000000000001"]
     assert "missing token count gen_ai.usage.input_tokens" in reasons["0000000000000002"]
+    assert "0000000000000003" not in reasons
+    flagged = wait_for(stack_settings, "SELECT usage_missing, input_tokens, cost_usd FROM token_spans FINAL "
+                       "WHERE trace_id = {t:String}", {"t": trace}, lambda r: len(r) >= 1, timeout_s=60)
+    assert [(bool(r[0]), r[1], Decimal(r[2])) for r in flagged] == [(True, 0, Decimal(0))]
 
     # ... and they reach the dead_letters table; the collector is still healthy.
     rows = wait_for(stack_settings, "SELECT count() FROM dead_letters FINAL WHERE trace_id = {t:String}",
@@ -233,7 +244,7 @@ def test_reprice_in_clickhouse_matches_flink_and_applies_corrections(stack_setti
     hand-computed difference, and raw spans and rollups reconcile afterwards."""
     from datetime import datetime, timedelta, timezone
 
-    from tokenpulse.loader.reprice import period_params, rebuild_rollups_statements, reprice_spans_sql
+    from tokenpulse.loader.reprice import distinct_models_sql, period_params, rebuild_rollups_statements, reprice_spans_sql
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import PriceTable, load_price_table
     from tokenpulse.sql_client import saved_query
@@ -258,8 +269,10 @@ def test_reprice_in_clickhouse_matches_flink_and_applies_corrections(stack_setti
     period = period_params("acme", minute - timedelta(minutes=1), minute + timedelta(minutes=2))
     prices, edge = load_price_table(), load_edge_profiles()
 
+    models = [(r[0], r[1]) for r in run_sql(stack_settings, distinct_models_sql(), period).rows]
+
     def reprice(table: PriceTable) -> None:
-        run_sql(stack_settings, reprice_spans_sql(table, edge), period)
+        run_sql(stack_settings, reprice_spans_sql(table, edge, models), period)
         for statement in rebuild_rollups_statements():
             run_sql(stack_settings, statement, period)
 

@@ -31,7 +31,8 @@ def test_large_catalog_is_priced_by_the_java_lookup_function(tmp_path):
 
     prices = tmp_path / "prices.yaml"
     prices.write_text(yaml.safe_dump(large_catalog(random.Random(3)).model_dump(mode="json")))
-    env = {**os.environ, "TOKENPULSE_STREAM_PRICES_FILE": str(prices), "TOKENPULSE_STREAM_PRICE_LOOKUP": "auto"}
+    env = {**os.environ, "TOKENPULSE_STREAM_PRICES_FILE": str(prices), "TOKENPULSE_STREAM_PRICE_LOOKUP": "auto",
+           "TOKENPULSE_STREAM_CATALOG_FILE": ""}  # the file already holds the catalog
     out = subprocess.run([sys.executable, "-m", "tokenpulse.stream_jobs.cost_rollup", "--explain"],
                          capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -69,8 +69,10 @@ def test_lookup_function_matches_the_reference_pricer_on_a_large_catalog():
         calls, ["provider", "model", "end_ms", "input_tokens", "service_tier"]))
     result = t_env.sql_query(f"SELECT provider, model, end_ms, input_tokens, service_tier, "
                              f"{price_lookup.priced_columns()} FROM calls")
+    n = len(price_lookup.CLASSES)
     with result.execute().collect() as rows:
-        got = {tuple(r[:5]): tuple(r[5:]) for r in rows}
+        got = {tuple(r[:5]): tuple(r[5:5 + n]) for r in rows}
+        folded = {tuple(r[:5]): r[5 + n] for r in rows}
 
     priced = 0
     for call in calls:
@@ -79,6 +81,7 @@ def test_lookup_function_matches_the_reference_pricer_on_a_large_catalog():
         expected = (None,) * len(price_lookup.CLASSES) if p is None else tuple(
             getattr(p, prop) for prop, _, _ in price_lookup.CLASSES)
         assert got[call] == expected, call
+        assert folded[call] == (table.catalog_model(provider, model) or model), call
         priced += p is not None
     assert 1000 < priced < len(calls)  # both priced and unpriced calls were exercised
     with_media = sum(1 for call in calls if (p := table.price_at(*call[:2], call[2], call[3], call[4]))

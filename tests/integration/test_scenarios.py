@@ -27,6 +27,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
+import price_fixtures
 import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -51,11 +52,10 @@ MTOK = Decimal(1_000_000)
 
 
 @functools.cache
-def yaml_price(provider: str, model: str, tier: str = "standard") -> tuple[Decimal, Decimal]:
-    """(input, output) USD per 1M tokens straight from the raw YAML (not the project's pricing code)."""
-    doc = yaml.safe_load((REPO_ROOT / "schemas" / "prices.yaml").read_text())
-    p = next(p for p in doc["prices"] if p["provider"] == provider and p["model"] == model
-             and p.get("service_tier", "standard") == tier)
+def yaml_price(provider: str, model: str, at_ms: int, tier: str = "standard") -> tuple[Decimal, Decimal]:
+    """(input, output) USD per 1M tokens straight from the raw YAML files (not the project's
+    pricing code: tests/price_fixtures.py reads them on its own)."""
+    p = price_fixtures.independent_entry(provider, model, at_ms, 0, tier)
     return Decimal(str(p["input_usd_per_mtok"])), Decimal(str(p["output_usd_per_mtok"]))
 
 
@@ -63,7 +63,7 @@ class Call:
     def __init__(self, end: datetime, team: str, provider: str, model: str, inp: int, out: int, batch: bool = False):
         self.end, self.team, self.provider, self.model, self.inp, self.out, self.batch = (
             end, team, provider, model, inp, out, batch)
-        p_in, p_out = yaml_price(provider, model, "batch" if batch else "standard")
+        p_in, p_out = yaml_price(provider, model, int(end.timestamp() * 1000), "batch" if batch else "standard")
         self.cost = (inp * p_in + out * p_out) / MTOK
         self.tokens = inp + out
 

@@ -1,6 +1,6 @@
 """The trace assembler (stream_jobs/jvm/.../trace/TraceAssembler.java) in a real Flink job, on
 what real senders put on the wire (tests/fixtures/senders/*.json, recorded from the real
-instrumentation packages by tests/conformance/runner.py record), exported the way OTel SDKs
+instrumentation packages by python -m tokenpulse.conformance.runner record), exported the way OTel SDKs
 export: one request per span, children before their parents.
 
 Checked against the fake provider's and the app's own truth: one call per provider call
@@ -11,7 +11,6 @@ when delivered twice. No Kafka: a bounded file source with a watermark feeds the
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,7 @@ from tokenpulse.schemas.events import ContextSpan, TokenSpan
 from tokenpulse.settings import PathSettings
 from tokenpulse.stream_jobs.cost_rollup import ASSEMBLER_CLASS, ASSEMBLY_KEY, SPAN_COLUMNS
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "conformance"))
-from runner import FIXTURES, load_fixture  # noqa: E402
+from tokenpulse.conformance.runner import FIXTURES, load_fixture
 
 pytestmark = pytest.mark.integration
 

@@ -93,6 +93,8 @@ def _kpis(head: dict) -> str:
              ("tokens (input + output)", fmt.count(tokens)), ("average per 1M tokens", per_m),
              ("unpriced calls", fmt.count(head.get("unpriced_calls") or 0)),
              ("failed calls", fmt.count(head.get("error_calls") or 0)),
+             # succeeded but no token counts on the span (an older sender's streams): spend unknown
+             ("calls without usage", fmt.count(head.get("usage_missing_calls") or 0)),
              ("rejected (dead letters)", fmt.count(head.get("dead_letters") or 0)),
              ("incidents opened", fmt.count(head.get("incidents") or 0))]
     return '<div class="kpis">' + "".join(f'<div class="kpi"><span>{escape(k)}</span><b>{escape(v)}</b></div>'

@@ -2,7 +2,7 @@
 
 It imports nothing from tokenpulse: only the OpenTelemetry SDK, the real `openai` /
 `anthropic` clients and the instrumentation package under test, set up as that package's
-documentation says. It drives agent sessions against the fake provider (tests/conformance/
+documentation says. It drives agent sessions against the fake provider (tokenpulse/conformance/
 fake_provider.py) and exports its spans over OTLP/HTTP to a tokenpulse collector.
 
 What it writes to --app-truth (JSON lines), one line per provider call, is what the app

@@ -14,7 +14,7 @@ Tool calling: when the request declares tools, the reply is a tool call until th
 holds `x-fake-tool-steps` tool results (a request header; default 2), then a final answer.
 An app drives an agent loop against it as it would against the real API.
 
-Run alone:  python tests/conformance/fake_provider.py --port 18900 --truth /tmp/truth.jsonl
+Run alone:  python -m tokenpulse.conformance.fake_provider --port 18900 --truth /tmp/truth.jsonl
 """
 
 from __future__ import annotations
