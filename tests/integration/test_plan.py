@@ -8,15 +8,19 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_one_deduplicate_decides_lateness_for_both_sinks():
-    """If the planner duplicated the dedup per sink, each copy would judge 'late' against its
-    own watermark and a span could be both rolled up and counted late (or neither)."""
+def test_one_trace_assembler_decides_lateness_for_both_sinks():
+    """The trace assembler deduplicates (each span once) and a single Calc after it judges
+    'late'. If the planner duplicated either per sink, each copy would judge against its own
+    watermark and a span could be both rolled up and counted late (or neither)."""
     plan = subprocess.run([sys.executable, "-m", "tokenpulse.stream_jobs.cost_rollup", "--explain"],
                           capture_output=True, text=True, timeout=300).stdout
     optimized = plan.split("== Optimized Execution Plan ==")[1].split("== Physical Execution Plan ==")[0]
-    assert optimized.count("Deduplicate(") == 1
-    assert optimized.count("Reused(reference_id=[1])") == 2
-    assert "CURRENT_WATERMARK" in optimized and "PythonCalc" not in optimized  # pricing stays in the JVM
+    assert optimized.count("ProcessTableFunction(invocation=[trace_assembler(") == 1
+    assert "Deduplicate(" not in optimized  # the assembler is the one dedup
+    lateness = [block for block in optimized.split("\n\n") if "CURRENT_WATERMARK" in block]
+    assert len(lateness) == 1, "lateness is judged in exactly one place"
+    assert optimized.count("Reused(reference_id=[1])") == 2 and optimized.count("Reused(reference_id=[2])") == 2
+    assert "PythonCalc" not in optimized  # pricing stays in the JVM
 
 
 def test_large_catalog_is_priced_by_the_java_lookup_function(tmp_path):

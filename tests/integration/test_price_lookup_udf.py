@@ -70,7 +70,8 @@ def test_lookup_function_matches_the_reference_pricer_on_a_large_catalog():
     result = t_env.sql_query(f"SELECT provider, model, end_ms, input_tokens, service_tier, "
                              f"{price_lookup.priced_columns()} FROM calls")
     n = len(price_lookup.CLASSES)
-    with result.execute().collect() as rows:
+    with result.execute().collect() as results:
+        rows = list(results)  # an iterator: read once, used twice
         got = {tuple(r[:5]): tuple(r[5:5 + n]) for r in rows}
         folded = {tuple(r[:5]): r[5 + n] for r in rows}
 
