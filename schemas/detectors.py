@@ -50,10 +50,15 @@ class TokenVelocityRule(Rule):
 
 class ContextGrowthRule(Rule):
     """Input tokens rising call over call (by at least `min_step_tokens`) for
-    `min_consecutive_steps` steps: an agent feeding its own output back."""
+    `min_consecutive_steps` steps *while the agent repeats itself*: at least
+    `min_repeated_percent` % of the run's calls have a newest turn (fingerprint) seen earlier
+    in the run. Growth alone is every agent that keeps its history, i.e. an agent working;
+    growth with repeated turns is one feeding the same action and result back. Calls without
+    a fingerprint (no content captured) never count as repeated. 0 judges growth alone."""
 
     min_consecutive_steps: int = Field(default=25, ge=2)
     min_step_tokens: int = Field(default=1, ge=1)
+    min_repeated_percent: int = Field(default=50, ge=0, le=100)
 
 
 class PingPongRule(Rule):

@@ -13,8 +13,19 @@ task 1b2c…" match). Normalization, in order:
      (so "step_3" still reads as a counter, and "gpt-4o" in text as "gpt-<n>o", consistently);
   3. numbers in messages and tool arguments become "<n>" too (booleans stay);
   4. dict keys are sorted; keys that only carry per-call ids ("id", "tool_call_id",
-     "tool_use_id", "call_id") are left out;
+     "tool_use_id", "call_id", also as the last part of a flattened key) are left out;
   5. model and tool name are kept as given (stripped).
+
+Messages are fingerprinted by their **newest turn**, not the whole history: agents send the
+whole conversation on every call, so a hash of everything grows with each step and a stuck
+agent repeating one tool call never matches itself. The newest turn is what is new since
+the previous call: from the last assistant message on (its action and the tool results that
+followed, plus any user message after them); without an assistant message, the last user
+message on. System prompts and older history are left out. Message lists may be Python
+lists or the JSON text of `gen_ai.input.messages`; OpenAI (`tool_calls`), Anthropic
+(`tool_use` / `tool_result` blocks), the semconv `parts` shape and OpenLLMetry's indexed
+`gen_ai.prompt.N.*` (collected into dicts by the collector) all carry a `role` per message.
+An exact repeat of the whole request has an equal newest turn, so the turn catches those too.
 
 The result is the first 16 hex characters of SHA-256 over a canonical JSON form. Messages
 are hashed in the shape given, so fingerprints compare between calls from one source (one
@@ -28,9 +39,10 @@ import json
 import re
 from typing import Any
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2  # 2: messages by their newest turn (1: the whole list)
 _ID_KEYS = frozenset({"id", "tool_call_id", "tool_use_id", "call_id"})
 
+_ASSISTANT_ROLES = frozenset({"assistant", "model", "ai"})  # OpenAI/Anthropic, Gemini, LangChain
 _WHITESPACE = re.compile(r"\s+")
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 # Standalone tokens only (not inside a longer word), so ordinary words keep their digits' context.
@@ -59,7 +71,8 @@ def _normalize_value(value: Any) -> Any:
     if isinstance(value, (int, float)):
         return "<n>"
     if isinstance(value, dict):
-        return {str(k): _normalize_value(v) for k, v in value.items() if str(k) not in _ID_KEYS}
+        # "tool_calls.0.id": OpenLLMetry's flattened keys name ids in their last segment
+        return {str(k): _normalize_value(v) for k, v in value.items() if str(k).rsplit(".", 1)[-1] not in _ID_KEYS}
     if isinstance(value, (list, tuple)):
         return [_normalize_value(v) for v in value]
     if hasattr(value, "model_dump"):  # provider SDK objects (pydantic models)
@@ -77,13 +90,38 @@ def _normalize_arguments(arguments: Any) -> Any:
     return _normalize_value(arguments)
 
 
+def _role(message: Any) -> str | None:
+    role = message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+    return role.strip().lower() if isinstance(role, str) else None
+
+
+def newest_turn(messages: Any) -> Any:
+    """The part of a message list that is new since the previous call (module docstring);
+    anything that is not a list of role-carrying messages is returned as given."""
+    if isinstance(messages, str) and messages.lstrip().startswith("["):
+        try:
+            messages = json.loads(messages)
+        except ValueError:
+            return messages
+    if not isinstance(messages, (list, tuple)) or not messages:
+        return messages
+    roles = [_role(m) for m in messages]
+    if all(r is None for r in roles):
+        return messages
+    last_assistant = max((i for i, r in enumerate(roles) if r in _ASSISTANT_ROLES), default=None)
+    if last_assistant is not None:
+        return list(messages[last_assistant:])
+    last_user = max((i for i, r in enumerate(roles) if r == "user"), default=None)
+    return list(messages[last_user:]) if last_user is not None else list(messages)
+
+
 def call_fingerprint(*, model: str | None = None, messages: Any = None, prompt: str | None = None,
                      tool_name: str | None = None, tool_arguments: Any = None) -> str:
     """16 hex characters identifying the normalized request (see the module docstring)."""
     canonical = {
         "v": FINGERPRINT_VERSION,
         "model": model.strip() if model else None,
-        "messages": _normalize_value(messages) if messages is not None else None,
+        "messages": _normalize_value(newest_turn(messages)) if messages is not None else None,
         "prompt": normalize_text(prompt) if prompt is not None else None,
         "tool": tool_name.strip() if tool_name else None,
         "arguments": _normalize_arguments(tool_arguments) if tool_arguments is not None else None,

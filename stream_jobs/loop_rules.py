@@ -181,13 +181,16 @@ def sequence_findings(state: SessionState, rules: DetectorRules, since_ms: int =
     found = []
     g = rules.context_growth
     if g.enabled:
-        steps, first, last = _longest_rise(seq, g.min_step_tokens, since_ms)
-        if steps >= g.min_consecutive_steps:
+        steps, first, last, repeated = _longest_rise(seq, g.min_step_tokens, since_ms)
+        # integer percent, compared without division: the JVM port must agree to the call
+        if steps >= g.min_consecutive_steps and repeated * 100 >= g.min_repeated_percent * (steps + 1):
             found.append(Finding("context_growth",
                                  f"input tokens rose for {steps} consecutive calls, "
                                  f"from {first.input_tokens:,} to {last.input_tokens:,} "
-                                 f"({last.input_tokens / max(first.input_tokens, 1):.1f}x)",
+                                 f"({last.input_tokens / max(first.input_tokens, 1):.1f}x), "
+                                 f"{repeated} of {steps + 1} calls repeating an earlier turn",
                                  {"consecutive_steps": steps, "min_consecutive_steps": g.min_consecutive_steps,
+                                  "repeated_calls": repeated, "min_repeated_percent": g.min_repeated_percent,
                                   "first_input_tokens": first.input_tokens, "last_input_tokens": last.input_tokens,
                                   "first_end_ms": first.end_ms, "last_end_ms": last.end_ms}, last.end_ms))
     p = rules.ping_pong
@@ -202,13 +205,21 @@ def sequence_findings(state: SessionState, rules: DetectorRules, since_ms: int =
 
 
 def _longest_rise(seq: list[Call], min_step: int, since_ms: int):
-    best = (0, None, None)
+    """The longest run of rising input tokens ending after `since_ms`: (steps, first call,
+    last call, calls in the run whose fingerprint appeared earlier in the same run)."""
+    best = (0, None, None, 0)
     run_start = 0
-    for i in range(1, len(seq)):
-        if seq[i].input_tokens - seq[i - 1].input_tokens < min_step:
-            run_start = i
-        elif i - run_start > best[0] and seq[i].end_ms > since_ms:
-            best = (i - run_start, seq[run_start], seq[i])
+    seen: set[str] = set()
+    repeated = 0
+    for i in range(len(seq)):
+        if i > 0 and seq[i].input_tokens - seq[i - 1].input_tokens < min_step:
+            run_start, seen, repeated = i, set(), 0
+        fp = seq[i].fingerprint
+        if fp:  # None or "": no fingerprint, never a repeat
+            repeated += fp in seen
+            seen.add(fp)
+        if i - run_start > best[0] and seq[i].end_ms > since_ms:
+            best = (i - run_start, seq[run_start], seq[i], repeated)
     return best
 
 

@@ -196,3 +196,63 @@ def test_call_fingerprint_passed_through_hashed_or_derived_from_content_without_
     assert derived.call_fingerprint == again.call_fingerprint != other.call_fingerprint
     assert "summarize" not in derived.model_dump_json()
     assert map_span(otlp(base), tenant="acme", received_ms=1).call_fingerprint is None
+
+
+# --- the newest turn, in every message shape real senders put on the wire -----------------
+def _history(shape: str, steps: list[tuple[str, str]]) -> dict:
+    """A tool-using agent's request attributes after `steps` (tool query, tool result) pairs,
+    with the whole history, as each sender writes it."""
+    if shape == "semconv-parts":  # gen_ai.input.messages JSON (openai-v2, current OpenLLMetry, anthropic SDK)
+        msgs = [{"role": "system", "parts": [{"type": "text", "content": "You are a support agent."}]},
+                {"role": "user", "parts": [{"type": "text", "content": "Ticket 4411: the export fails."}]}]
+        for i, (query, result) in enumerate(steps):
+            msgs.append({"role": "assistant", "parts": [{"type": "tool_call", "id": f"call_{i}{'Z' * i}", "name": "search",
+                                                         "arguments": {"query": query}}]})
+            msgs.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": f"call_{i}{'Z' * i}",
+                                                    "response": result}]})
+        return {"gen_ai.input.messages": json.dumps(msgs)}
+    if shape == "legacy-indexed":  # OpenLLMetry before gen_ai.input.messages
+        attrs = {"gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "You are a support agent.",
+                 "gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": "Ticket 4411: the export fails."}
+        n = 2
+        for i, (query, result) in enumerate(steps):
+            attrs |= {f"gen_ai.prompt.{n}.role": "assistant", f"gen_ai.prompt.{n}.tool_calls.0.name": "search",
+                      f"gen_ai.prompt.{n}.tool_calls.0.id": f"call_{i}{'Z' * i}",
+                      f"gen_ai.prompt.{n}.tool_calls.0.arguments": json.dumps({"query": query}),
+                      f"gen_ai.prompt.{n + 1}.role": "tool", f"gen_ai.prompt.{n + 1}.content": result,
+                      f"gen_ai.prompt.{n + 1}.tool_call_id": f"call_{i}{'Z' * i}"}
+            n += 2
+        return attrs
+    raise AssertionError(shape)
+
+
+@pytest.mark.parametrize("shape", ["semconv-parts", "legacy-indexed"])
+def test_a_stuck_agent_repeats_its_newest_turn_while_its_history_grows(shape):
+    def fingerprint(steps):
+        event = map_span(otlp({**LLM_ATTRS, **_history(shape, steps)}), tenant="t", received_ms=1)
+        return event.call_fingerprint
+
+    stuck = [("export error 502", "error: upstream timeout")] * 4
+    # each call carries one more copy of the same failing step: the same newest turn
+    stuck_prints = {fingerprint(stuck[:n]) for n in range(1, 5)}
+    assert len(stuck_prints) == 1 and None not in stuck_prints
+    # an agent that makes progress: every step asks and learns something new
+    working = [("export error 502", "3 documents"), ("proxy timeout settings", "timeout is 30s"),
+               ("raise proxy timeout", "done"), ("retry export", "export ok")]
+    assert len({fingerprint(working[:n]) for n in range(1, 5)}) == 4
+    # the first call (no assistant turn yet) is its user message, distinct from the turns after
+    assert fingerprint([]) not in stuck_prints
+
+
+def test_newest_turn_of_anthropic_blocks_and_of_a_plain_chat():
+    from tokenpulse.sdk.fingerprint import newest_turn
+
+    history = [{"role": "user", "content": "find the invoice"},
+               {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "search", "input": {}}]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "none"}]}]
+    assert newest_turn(history) == history[1:]
+    assert newest_turn(history[:1]) == history[:1]
+    chat = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    assert newest_turn(chat) == chat[1:]
+    assert newest_turn("plain prompt text") == "plain prompt text"
+    assert newest_turn([1, 2]) == [1, 2]  # not messages: as given

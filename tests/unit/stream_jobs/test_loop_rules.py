@@ -44,7 +44,7 @@ def add(state, c, max_calls=256):
     return add_call(state, c, COSTS[c.span_id], max_calls)
 
 
-def run(calls, *, now=None, baseline=None, max_calls=256):
+def run(calls, *, now=None, baseline=None, max_calls=256, rules=RULES):
     """Feed calls in the given order; return every rule that fired (monotone on arrival,
     sequence rules after settling at `now`)."""
     state, fired = SessionState(), {}
@@ -52,10 +52,10 @@ def run(calls, *, now=None, baseline=None, max_calls=256):
         added = add(state, c, max_calls)
         if added is None:
             continue
-        for f in monotone_findings(state, added, RULES, baseline):
+        for f in monotone_findings(state, added, rules, baseline):
             fired.setdefault(f.rule, f)
     settle(state, now if now is not None else max(c.arrived_ms for c in calls) + L, L)
-    for f in sequence_findings(state, RULES):
+    for f in sequence_findings(state, rules):
         fired.setdefault(f.rule, f)
     return state, fired
 
@@ -75,14 +75,32 @@ def test_busy_healthy_agent_with_distinct_calls_fires_nothing():
     assert fired == {}
 
 
-def test_context_growth_needs_consecutive_rises():
-    rising = [call(i, 1_000_000 + i * 1000, fp=f"f{i}", inp=1000 * (i + 1)) for i in range(6)]
+def test_context_growth_needs_consecutive_rises_with_repeated_turns():
+    # the same newest turn again and again while the history grows: an agent feeding itself
+    rising = [call(i, 1_000_000 + i * 1000, fp="stuck", inp=1000 * (i + 1)) for i in range(6)]
     _, fired = run(rising)
     assert fired["context_growth"].evidence["consecutive_steps"] == 5
     assert fired["context_growth"].evidence["last_input_tokens"] == 6000
+    assert fired["context_growth"].evidence["repeated_calls"] == 5
     broken = rising[:3] + [call(9, 1_003_500, fp="x", inp=10)] + rising[3:]
     _, fired = run(broken)
     assert "context_growth" not in fired
+
+
+def test_context_growth_of_an_agent_making_progress_is_not_a_loop():
+    # every call a new turn: the history grows because the agent learns something each step
+    working = [call(i, 1_000_000 + i * 1000, fp=f"f{i}", inp=1000 * (i + 1)) for i in range(30)]
+    _, fired = run(working)
+    assert "context_growth" not in fired
+    # no content captured (no fingerprints): growth alone is never enough
+    _, fired = run([c._replace(fingerprint=None) for c in working])
+    assert "context_growth" not in fired
+    # half the run repeating an earlier turn is enough (min_repeated_percent, default 50)
+    half = [c._replace(fingerprint="again") if i >= 2 else c for i, c in enumerate(working[:6])]
+    _, fired = run(half)
+    assert fired["context_growth"].evidence["repeated_calls"] == 3  # 4 "again", the first is new: 3 of 6
+    assert "context_growth" not in run(half, rules=RULES.model_copy(update={"context_growth": RULES.context_growth.model_copy(
+        update={"min_repeated_percent": 60})}))[1]
 
 
 def test_ping_pong_counts_cycles_of_two_fingerprints():
@@ -123,7 +141,7 @@ def test_replayed_span_is_not_counted_twice():
 
 def test_sequence_rules_wait_for_settling_then_mark_late_arrivals():
     state = SessionState()
-    rising = [call(i, 1_000_000 + i * 1000, fp=f"f{i}", inp=1000 * (i + 1), arrived=2_000_000) for i in range(6)]
+    rising = [call(i, 1_000_000 + i * 1000, fp="stuck", inp=1000 * (i + 1), arrived=2_000_000) for i in range(6)]
     for c in rising:
         add(state, c)
     settle(state, 2_000_000 + L - 1, L)

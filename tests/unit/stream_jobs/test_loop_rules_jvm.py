@@ -66,6 +66,7 @@ def random_config(rng: random.Random) -> DetectorConfig:
                                "baseline_factor": rng.choice(["1.5", "2", "10", "3.25"]),
                                "baseline_min_tokens": rng.randint(1, 5_000), "baseline_min_minutes": rng.randint(1, 3)},
             "context_growth": {"min_consecutive_steps": rng.randint(2, 6), "min_step_tokens": rng.choice([1, 50]),
+                               "min_repeated_percent": rng.choice([0, 30, 50, 51, 100]),
                                "severity": rng.choice(["warning", "critical"]), "action": rng.choice(["notify", "stop"])},
             "ping_pong": {"min_cycles": rng.randint(2, 4)},
             "step_count": {"max_steps": rng.randint(3, 40), "severity": "warning"},

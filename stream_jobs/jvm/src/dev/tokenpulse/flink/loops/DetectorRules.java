@@ -165,12 +165,13 @@ public final class DetectorRules implements Serializable {
     }
 
     public static final class ContextGrowth extends Rule {
-        public final long minConsecutiveSteps, minStepTokens;
+        public final long minConsecutiveSteps, minStepTokens, minRepeatedPercent;
 
         ContextGrowth(JsonNode n) {
             super(n);
             minConsecutiveSteps = n.get("min_consecutive_steps").asLong();
             minStepTokens = n.get("min_step_tokens").asLong();
+            minRepeatedPercent = n.get("min_repeated_percent").asLong();
         }
     }
 

@@ -3,8 +3,10 @@ package dev.tokenpulse.flink.loops;
 import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The runaway-loop rules over one session's state, in the JVM: a line-by-line port of
@@ -237,23 +239,37 @@ public final class LoopRules {
         DetectorRules.ContextGrowth g = rules.contextGrowth;
         if (g.enabled) {
             int steps = 0;
+            long repeatedInBest = 0;
             Call first = null, last = null;
             int runStart = 0;
-            for (int i = 1; i < seq.size(); i++) {
-                if (seq.get(i).inputTokens - seq.get(i - 1).inputTokens < g.minStepTokens) {
+            Set<String> seen = new HashSet<>();
+            long repeated = 0;
+            for (int i = 0; i < seq.size(); i++) {
+                if (i > 0 && seq.get(i).inputTokens - seq.get(i - 1).inputTokens < g.minStepTokens) {
                     runStart = i;
-                } else if (i - runStart > steps && seq.get(i).endMs > sinceMs) {
+                    seen.clear();
+                    repeated = 0;
+                }
+                Call c = seq.get(i);
+                if (c.hasFingerprint() && !seen.add(c.fingerprint)) {
+                    repeated++;
+                }
+                if (i - runStart > steps && c.endMs > sinceMs) {
                     steps = i - runStart;
                     first = seq.get(runStart);
-                    last = seq.get(i);
+                    last = c;
+                    repeatedInBest = repeated;
                 }
             }
-            if (steps >= g.minConsecutiveSteps) {
+            // integer percent, compared without division, as in loop_rules.py
+            if (steps >= g.minConsecutiveSteps && repeatedInBest * 100 >= g.minRepeatedPercent * (steps + 1)) {
                 found.add(new Finding("context_growth",
                         "input tokens rose for " + steps + " consecutive calls, from " + Py.grouped(first.inputTokens)
                                 + " to " + Py.grouped(last.inputTokens) + " ("
-                                + Py.fixed((double) last.inputTokens / Math.max(first.inputTokens, 1), 1) + "x)",
+                                + Py.fixed((double) last.inputTokens / Math.max(first.inputTokens, 1), 1) + "x), "
+                                + repeatedInBest + " of " + (steps + 1) + " calls repeating an earlier turn",
                         evidence("consecutive_steps", (long) steps, "min_consecutive_steps", g.minConsecutiveSteps,
+                                "repeated_calls", repeatedInBest, "min_repeated_percent", g.minRepeatedPercent,
                                 "first_input_tokens", first.inputTokens, "last_input_tokens", last.inputTokens,
                                 "first_end_ms", first.endMs, "last_end_ms", last.endMs), last.endMs));
             }
