@@ -203,20 +203,15 @@ def whole_history_fingerprints():
         fingerprint_module.newest_turn = original
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--sessions", type=int, default=400, help="labeled sessions to generate (default 400)")
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-
+def evaluate(sessions: int, seed: int) -> dict:
+    """Precision, recall and healthy sessions flagged/stopped, per variant and content mode."""
     rules_after = load_detector_config().rules_for("acme", "ops-agent", "ops-agent")
     growth_before = rules_after.context_growth.model_copy(update={"min_repeated_percent": 0, "action": AlertAction.stop})
     rules_before = rules_after.model_copy(update={"context_growth": growth_before})
 
-    rng = random.Random(args.seed)
+    rng = random.Random(seed)
     labeled = []
-    for sid in range(args.sessions):
+    for sid in range(sessions):
         kind = rng.choice(MIX)
         labeled.append((sid, kind, KINDS[kind][0](rng), rng.choice([semconv_messages, indexed_messages])))
 
@@ -239,6 +234,18 @@ def main() -> None:
                 "precision": round(tp / (tp + fp), 3) if tp + fp else None, "recall": round(tp / loops, 3) if loops else None,
                 "flagged_healthy": fp, "stopped_healthy": stopped_healthy, "flagged_by_kind": per_kind,
                 "sessions_by_kind": {k: sum(1 for kk, _ in rows if kk == k) for k in KINDS}}
+
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--sessions", type=int, default=400, help="labeled sessions to generate (default 400)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    results = evaluate(args.sessions, args.seed)
 
     kinds = list(KINDS)
     print(f"\n{args.sessions} sessions: " + ", ".join(f"{k} {results['after, content']['sessions_by_kind'][k]}" for k in kinds))

@@ -1,0 +1,22 @@
+"""The loop rules on agents that resend their whole history (issue #14): labeled sessions from
+bench/detection_quality.py (real OTel SDK spans, the collector's mapping and fingerprints, the
+reference rule engine with the shipped rules). The bar is on-call's: precision and recall
+>= 0.95 with content captured, and no healthy agent ever stopped, with or without content."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+
+import detection_quality  # noqa: E402
+
+
+def test_loops_are_paged_and_healthy_long_agents_are_not():
+    results = detection_quality.evaluate(sessions=80, seed=3)
+    after = results["after, content"]
+    assert after["precision"] >= 0.95 and after["recall"] >= 0.95, after
+    assert after["sessions_by_kind"]["healthy agent"] >= 20  # the sample holds long healthy agents
+    for mode in ("after, content", "after, no content"):
+        assert results[mode]["stopped_healthy"] == 0, (mode, results[mode])
+    # the old rules, measured the same way, fail the bar: the harness can tell them apart
+    assert results["before, content"]["stopped_healthy"] > 0
