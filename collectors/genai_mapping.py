@@ -118,6 +118,10 @@ def map_span(span: OtlpSpan, *, tenant: str, received_ms: int, rules: MappingRul
             return _build(span, tenant, received_ms, rules, api_key_id)
         if is_context_span(span):
             return _build_context(span, tenant, received_ms, rules, api_key_id)
+        if span.dropped_attributes and any(k.startswith("gen_ai.") for k in span.attributes):
+            # GenAI attributes left, model and usage evicted: a call lost on the wire, not an
+            # unrelated span; a dead letter with the reason, never silently ignored
+            raise _Bad("a GenAI span without model or usage attributes" + _dropped_hint(span))
         return None
     except _Bad as exc:
         return Rejection(str(exc), span)
@@ -142,6 +146,13 @@ def _service(span: OtlpSpan) -> str:
     return _label(span.resource.get(sc.SERVICE_NAME)) or "unknown_service"
 
 
+def _dropped_hint(span: OtlpSpan) -> str:
+    if not span.dropped_attributes:
+        return ""
+    return (f" (the sender dropped {span.dropped_attributes} attributes at its SDK's limit, oldest first; "
+            f"raise OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT in the app, e.g. when prompts are captured as gen_ai.prompt.N.*)")
+
+
 def _sender_label(conv: Conventions, span: OtlpSpan) -> str:
     version = span.scope_version.strip()[:40]
     return f"{conv.sender}@{version}" if version else conv.sender
@@ -159,12 +170,13 @@ def _build(span: OtlpSpan, tenant: str, received_ms: int, rules: MappingRules, a
 
     provider = _provider(a)
     if not provider:
-        raise _Bad(f"missing {sc.PROVIDER_NAME} (or legacy gen_ai.system): cannot tell who served the call")
+        raise _Bad(f"missing {sc.PROVIDER_NAME} (or legacy gen_ai.system): cannot tell who served the call"
+                   + _dropped_hint(span))
     request_model = _label(a.get(sc.REQUEST_MODEL))
     response_model = _label(a.get(sc.RESPONSE_MODEL))
     model = response_model or request_model
     if not model:
-        raise _Bad(f"missing {sc.REQUEST_MODEL} and {sc.RESPONSE_MODEL}: cannot price the call")
+        raise _Bad(f"missing {sc.REQUEST_MODEL} and {sc.RESPONSE_MODEL}: cannot price the call" + _dropped_hint(span))
     _check_times(span)
     conv = _conventions(span, rules, provider)
     usage = conv.usage

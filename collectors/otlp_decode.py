@@ -49,6 +49,10 @@ class OtlpSpan:
     # "com.anthropic.sdk.python"): which sender conventions apply (schemas/senders.yaml).
     scope_name: str = ""
     scope_version: str = ""
+    # Attributes the sender's SDK dropped at its limit (OTLP dropped_attributes_count). The
+    # Python SDK keeps 128 and evicts the oldest: a long indexed prompt can push out
+    # gen_ai.provider.name itself; rejections say so.
+    dropped_attributes: int = 0
 
 
 def decode(body: bytes, content_type: str) -> list[OtlpSpan]:
@@ -89,6 +93,7 @@ def _decode_protobuf(body: bytes) -> list[OtlpSpan]:
                         resource=resource,
                         scope_name=ss.scope.name,
                         scope_version=ss.scope.version,
+                        dropped_attributes=s.dropped_attributes_count,
                     )
                 )
     return spans
@@ -143,6 +148,7 @@ def _decode_json(body: bytes) -> list[OtlpSpan]:
                         resource=resource,
                         scope_name=scope_name,
                         scope_version=scope_version,
+                        dropped_attributes=_count_hint(s, "droppedAttributesCount", "dropped_attributes_count"),
                     )
                 )
     return spans
@@ -194,6 +200,14 @@ def _str(d: dict, *names: str) -> str:
     if not isinstance(v, str):
         raise MalformedRequest(f"{names[0]!r} must be a string, got {type(v).__name__}")
     return v
+
+
+def _count_hint(d: dict, *names: str) -> int:
+    """A count that only explains a rejection: a bad value is read as 0, never fails the request."""
+    try:
+        return max(0, _int(d, *names))
+    except MalformedRequest:
+        return 0
 
 
 def _int(d: dict, *names: str) -> int:

@@ -256,3 +256,39 @@ def test_newest_turn_of_anthropic_blocks_and_of_a_plain_chat():
     assert newest_turn(chat) == chat[1:]
     assert newest_turn("plain prompt text") == "plain prompt text"
     assert newest_turn([1, 2]) == [1, 2]  # not messages: as given
+
+
+def test_a_call_whose_provider_was_evicted_by_the_sdk_limit_says_so():
+    """The OTel Python SDK keeps 128 attributes and evicts the oldest: with a long indexed
+    history (older OpenLLMetry) gen_ai.provider.name goes first. The real SDK, real OTLP."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("t")
+    # as instrumentations do: request attributes first, the prompts, then usage from the response
+    span = tracer.start_span("chat", attributes={"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+                                                 **_history("legacy-indexed", [("q", "r")] * 40)})
+    span.set_attributes({"gen_ai.response.model": "gpt-4o", "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2})
+    span.end()
+    # everything GenAI but the prompts evicted: still a dead letter with the reason, not ignored
+    lost = tracer.start_span("chat", attributes={"gen_ai.provider.name": "openai", "gen_ai.usage.input_tokens": 10,
+                                                 **_history("legacy-indexed", [("q", "r")] * 40)})
+    lost.end()
+    body = encode_spans(memory.get_finished_spans()).SerializeToString()
+    for decoded, missing in zip(decode(body, "application/x-protobuf"), ("gen_ai.provider.name", "without model or usage")):
+        assert decoded.dropped_attributes > 0
+        rejected = map_span(decoded, tenant="t", received_ms=1)
+        assert isinstance(rejected, Rejection), rejected
+        assert missing in rejected.reason and "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT" in rejected.reason
+    # the JSON encoding carries the count too; a bad count never fails the request
+    def json_request(dropped):
+        span = {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "x", "startTimeUnixNano": "1",
+                "endTimeUnixNano": "2", "droppedAttributesCount": dropped}
+        return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
+
+    assert [decode(json_request(d), "application/json")[0].dropped_attributes for d in (7, "nope")] == [7, 0]
