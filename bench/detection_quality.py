@@ -5,7 +5,8 @@
 Generates labeled agent sessions, each call a real OpenTelemetry SDK span with the whole
 message history, as the instrumentations write it with content capture on: the semconv
 `gen_ai.input.messages` JSON (`parts`; openai-v2, current OpenLLMetry, the anthropic SDK)
-or OpenLLMetry's older indexed `gen_ai.prompt.N.*`. The spans are encoded to OTLP/protobuf,
+or OpenLLMetry's older indexed `gen_ai.prompt.N.*`, and each tool run an `execute_tool` span
+(tool name; status ERROR + error.type when it failed). The spans are encoded to OTLP/protobuf,
 decoded and mapped by the collector's own code (so fingerprints are the collector's), then
 judged session by session by the reference rule engine (stream_jobs/loop_rules.py; the JVM
 engine is held equal to it by tests/unit/stream_jobs/test_loop_rules_jvm.py) with the shipped
@@ -14,10 +15,11 @@ instrumentations): the same spans with the content attributes removed.
 
 Labels: healthy = a tool-using agent that makes progress (20-90 steps, new tool calls and
 results each step, occasional one- or two-time retries of a failed call) or a plain chat;
-loop = after a healthy start, the same tool call and result again and again (with or without
-a counter in the arguments/error), or two actions alternating. A session counts as flagged
-when a loop rule (repetition, ping_pong, context_growth) fires; "stopped" when a fired rule's
-action is `stop`.
+loop = after a healthy start, the same tool call and result again and again (a failing tool,
+or a working one whose answer the agent rejects; with or without a counter in the
+arguments/error), or two actions alternating. A session counts as flagged when a loop rule
+(repetition, ping_pong, context_growth, tool_failures) fires; "stopped" when a fired rule's
+action is `stop`. Time to page: from the first looping LLM call to the page's event time.
 
 "before" = fingerprint version 1 (the whole message list) and context_growth on growth alone
 with action stop (the rules before issue #14); "after" = the code and rules as shipped.
@@ -43,6 +45,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,11 +55,19 @@ from tokenpulse.collectors.genai_mapping import map_span  # noqa: E402
 from tokenpulse.collectors.otlp_decode import decode  # noqa: E402
 from tokenpulse.schemas.alerts import AlertAction  # noqa: E402
 from tokenpulse.schemas.detectors import load_detector_config  # noqa: E402
-from tokenpulse.schemas.events import TokenSpan  # noqa: E402
+from tokenpulse.schemas.events import CallStatus, ContextSpan, TokenSpan  # noqa: E402
 from tokenpulse.sdk import fingerprint as fingerprint_module  # noqa: E402
-from tokenpulse.stream_jobs.loop_rules import Call, SessionState, add_call, monotone_findings, sequence_findings, settle  # noqa: E402
+from tokenpulse.stream_jobs.loop_rules import (  # noqa: E402
+    Call,
+    SessionState,
+    add_call,
+    monotone_findings,
+    sequence_findings,
+    settle,
+    tool_failure_fingerprint,
+)
 
-LOOP_RULES = ("repetition", "ping_pong", "context_growth")
+LOOP_RULES = ("repetition", "ping_pong", "context_growth", "tool_failures")
 CONTENT_PREFIXES = ("gen_ai.input.messages", "gen_ai.prompt.")
 WORDS = ("invoice export proxy timeout schema billing region quota cache shard replica index tenant "
          "payload parser retry webhook cluster ledger refund currency vendor batch queue worker token "
@@ -85,30 +96,47 @@ def chat(rng):
     return [(None, {"question": phrase(rng, 8)}, phrase(rng, 20)) for _ in range(rng.randint(5, 40))]
 
 
-def stuck_loop(rng):
+class Loop(list):
+    """A loop session's steps; `start` is the index of the first looping step."""
+
+    def __init__(self, prefix: list, loop: list):
+        super().__init__(prefix + loop)
+        self.start = len(prefix)
+
+
+def stuck_on_error(rng):
     prefix = healthy_agent(rng)[: rng.randint(3, 15)]
     tool, args = rng.choice(TOOLS), {"query": phrase(rng)}
-    error = rng.choice(["error: permission denied", "no results", f"error: {phrase(rng, 4)}"])
-    return prefix + [(tool, args, error)] * rng.randint(8, 30)
+    error = rng.choice(["error: permission denied", f"error: {phrase(rng, 4)}"])
+    return Loop(prefix, [(tool, args, error)] * rng.randint(8, 30))
+
+
+def stuck_on_result(rng):
+    """The tool works, the agent does not like the answer and asks again: no failure anywhere."""
+    prefix = healthy_agent(rng)[: rng.randint(3, 15)]
+    tool, args = rng.choice(TOOLS), {"query": phrase(rng)}
+    return Loop(prefix, [(tool, args, "no results")] * rng.randint(8, 30))
 
 
 def counter_loop(rng):
     prefix = healthy_agent(rng)[: rng.randint(3, 15)]
     tool, q = rng.choice(TOOLS), phrase(rng)
-    return prefix + [(tool, {"query": q, "attempt": i}, f"error: timed out after {30 + i} s (request {rng.getrandbits(40):x})")
-                     for i in range(rng.randint(8, 30))]
+    return Loop(prefix, [(tool, {"query": q, "attempt": i},
+                          f"error: timed out after {30 + i} s (request {rng.getrandbits(40):x})")
+                         for i in range(rng.randint(8, 30))])
 
 
 def ping_pong_loop(rng):
     prefix = healthy_agent(rng)[: rng.randint(3, 15)]
     a = (rng.choice(TOOLS), {"query": phrase(rng)}, "error: file is locked")
     b = (rng.choice(TOOLS), {"query": phrase(rng)}, "lock held by another job")
-    return prefix + [a, b] * rng.randint(6, 15)
+    return Loop(prefix, [a, b] * rng.randint(6, 15))
 
 
-KINDS = {"healthy agent": (healthy_agent, False), "chat": (chat, False), "stuck loop": (stuck_loop, True),
+KINDS = {"healthy agent": (healthy_agent, False), "chat": (chat, False),
+         "stuck on error": (stuck_on_error, True), "stuck on result": (stuck_on_result, True),
          "counter loop": (counter_loop, True), "ping-pong loop": (ping_pong_loop, True)}
-MIX = ["healthy agent"] * 5 + ["chat"] * 2 + ["stuck loop", "counter loop", "ping-pong loop"]
+MIX = ["healthy agent"] * 10 + ["chat"] * 4 + ["stuck on error", "stuck on result"] + ["counter loop", "ping-pong loop"] * 2
 
 
 # --- the spans: every call sends the whole history, in one sender's shape -------------------
@@ -168,28 +196,70 @@ def session_spans(rng, sid: int, steps, shape) -> list[TokenSpan]:
                  **shape(history)}
         span = tracer.start_span("chat gpt-4o", start_time=t - 10**9, attributes=attrs)
         span.end(end_time=t)
+        if not is_chat:  # the agent runs the tool the model asked for: an execute_tool span
+            tool_span(tracer, sid, tool, args, result, start_ns=t + 10**8, end_ns=t + rng.randint(2, 15) * 10**8)
         history += [("answer", result)] if is_chat else [("call", (tool, args)), ("result", result)]
     body = encode_spans(memory.get_finished_spans()).SerializeToString()
     mapped = [map_span(s, tenant="acme", received_ms=0) for s in decode(body, "application/x-protobuf")]
-    rejected = [m for m in mapped if not isinstance(m, TokenSpan)]
-    assert not rejected, f"the collector rejected a generated call: {rejected[0]}"
+    rejected = [m for m in mapped if not isinstance(m, (TokenSpan, ContextSpan))]
+    assert not rejected, f"the collector rejected a generated span: {rejected[0]}"
     return mapped
 
 
+# What the tool's failure looks like as error.type: an exception class name, as the
+# instrumentations record it (a counter or request id in the message never reaches it).
+ERROR_TYPES = {"error: upstream timeout": "TimeoutError", "error: permission denied": "PermissionError",
+               "error: timed out": "TimeoutError", "error: file is locked": "FileLockedError"}
+
+
+def tool_span(tracer, sid: int, tool, args, result: str, start_ns: int, end_ns: int) -> None:
+    """An OTel GenAI `execute_tool` span, as agent frameworks emit it: the tool's name and the
+    outcome (status ERROR + error.type on failure). The arguments are opt-in content."""
+    attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool, "gen_ai.conversation.id": f"s-{sid}",
+             "gen_ai.tool.call.arguments": json.dumps(args)}
+    span = tracer.start_span(f"execute_tool {tool}", start_time=start_ns, attributes=attrs)
+    if result.startswith("error:"):
+        error_type = next((v for k, v in ERROR_TYPES.items() if result.startswith(k)), "ToolError")
+        span.set_attribute("error.type", error_type)
+        span.set_status(Status(StatusCode.ERROR, result))
+    span.end(end_time=end_ns)
+
+
 # --- judging ----------------------------------------------------------------------------------
-def judge(spans: list[TokenSpan], rules, strip_content: bool) -> dict[str, str]:
-    """Rule -> action for every loop rule that fired on the session."""
-    state, fired = SessionState(), {}
+def as_call(s: TokenSpan | ContextSpan, strip_content: bool) -> Call | None:
+    """What the detector job receives (stream_jobs/loop_detection.py): LLM calls, and tool
+    calls whose fingerprint is their failure (tool and error type), None when they worked."""
+    if isinstance(s, ContextSpan):
+        if s.operation != "execute_tool":
+            return None
+        failure = tool_failure_fingerprint(s.tool_name, s.error_type) if s.status is CallStatus.error else None
+        return Call(end_ms=s.end_ms, span_id=s.span_id, fingerprint=failure, input_tokens=0, tokens=0,
+                    arrived_ms=s.end_ms, tool=s.tool_name or "?")
+    return Call(end_ms=s.end_ms, span_id=s.span_id, fingerprint=None if strip_content else s.call_fingerprint,
+                input_tokens=s.input_tokens, tokens=s.input_tokens + s.output_tokens, arrived_ms=s.end_ms)
+
+
+def judge(spans: list[TokenSpan | ContextSpan], rules, strip_content: bool, tool_spans: bool = True,
+          out_of_order_ms: int = 2000) -> tuple[dict[str, str], int | None]:
+    """Rule -> action for every loop rule that fired on the session, and the event time of the
+    first page (a sequence rule pages once the watermark passes: `out_of_order_ms` later)."""
+    state, fired, paged = SessionState(), {}, []
     for s in spans:
-        call = add_call(state, Call(end_ms=s.end_ms, span_id=s.span_id, fingerprint=None if strip_content else s.call_fingerprint,
-                                    input_tokens=s.input_tokens, tokens=s.input_tokens + s.output_tokens,
-                                    arrived_ms=s.end_ms), Decimal(0), 256)
+        call = None if isinstance(s, ContextSpan) and not tool_spans else as_call(s, strip_content)
+        if call is None:
+            continue
+        call = add_call(state, call, Decimal(0), 256)
         for f in monotone_findings(state, call, rules, None):
             fired.setdefault(f.rule, getattr(rules, f.rule).action.value)
-    settle(state, spans[-1].end_ms + 10**6, 0)
-    for f in sequence_findings(state, rules):
-        fired.setdefault(f.rule, getattr(rules, f.rule).action.value)
-    return {r: a for r, a in fired.items() if r in LOOP_RULES}
+            paged.append((f.rule, f.event_ms))
+        # the job settles on a timer; here after every call, so a run pages when it gets long enough
+        judged_before = state.judged_until_ms
+        settle(state, call.end_ms, 0)
+        for f in sequence_findings(state, rules, judged_before):
+            fired.setdefault(f.rule, getattr(rules, f.rule).action.value)
+            paged.append((f.rule, f.event_ms + out_of_order_ms))
+    first = min((ms for rule, ms in paged if rule in LOOP_RULES), default=None)
+    return {r: a for r, a in fired.items() if r in LOOP_RULES}, first
 
 
 @contextmanager
@@ -217,23 +287,33 @@ def evaluate(sessions: int, seed: int) -> dict:
 
     results = {}
     for variant, rules in (("before", rules_before), ("after", rules_after)):
-        outcomes = []
+        outcomes = []  # (kind, content captured, rules fired, seconds from the first looping call to the page)
         with whole_history_fingerprints() if variant == "before" else _nothing():
             for sid, kind, steps, shape in tqdm(labeled, desc=f"{variant}: mapping + judging", unit="session", file=sys.stderr):
                 spans = session_spans(random.Random(sid), sid, steps, shape)
+                llm_calls = [s for s in spans if isinstance(s, TokenSpan)]  # one per step, in order
+                loop_start_ms = llm_calls[steps.start].end_ms if isinstance(steps, Loop) else None
                 for content in (True, False):
-                    outcomes.append((kind, content, judge(spans, rules, strip_content=not content)))
+                    # before #14 the detector read LLM calls only; tool spans are the new signal
+                    fired, paged_ms = judge(spans, rules, strip_content=not content, tool_spans=variant == "after")
+                    to_page = (paged_ms - loop_start_ms) / 1000 if fired and loop_start_ms is not None else None
+                    outcomes.append((kind, content, fired, to_page))
         for content in (True, False):
-            rows = [(k, f) for k, c, f in outcomes if c == content]
-            tp = sum(1 for k, f in rows if KINDS[k][1] and f)
-            fp = sum(1 for k, f in rows if not KINDS[k][1] and f)
-            loops = sum(1 for k, _ in rows if KINDS[k][1])
-            stopped_healthy = sum(1 for k, f in rows if not KINDS[k][1] and "stop" in f.values())
-            per_kind = {k: sum(1 for kk, f in rows if kk == k and f) for k in KINDS}
+            rows = [(k, f, s) for k, c, f, s in outcomes if c == content]
+            tp = sum(1 for k, f, _ in rows if KINDS[k][1] and f)
+            fp = sum(1 for k, f, _ in rows if not KINDS[k][1] and f)
+            loops = sum(1 for k, _, _ in rows if KINDS[k][1])
+            stopped_healthy = sum(1 for k, f, _ in rows if not KINDS[k][1] and "stop" in f.values())
+            per_kind = {k: sum(1 for kk, f, _ in rows if kk == k and f) for k in KINDS}
+            sessions_by_kind = {k: sum(1 for kk, _, _ in rows if kk == k) for k in KINDS}
+            waits = sorted(s for _, _, s in rows if s is not None)
             results[f"{variant}, {'content' if content else 'no content'}"] = {
                 "precision": round(tp / (tp + fp), 3) if tp + fp else None, "recall": round(tp / loops, 3) if loops else None,
+                "recall_by_kind": {k: round(per_kind[k] / sessions_by_kind[k], 3)
+                                   for k in KINDS if KINDS[k][1] and sessions_by_kind[k]},
                 "flagged_healthy": fp, "stopped_healthy": stopped_healthy, "flagged_by_kind": per_kind,
-                "sessions_by_kind": {k: sum(1 for kk, _ in rows if kk == k) for k in KINDS}}
+                "sessions_by_kind": sessions_by_kind,
+                "time_to_page_s": {"p50": _quantile(waits, 0.5), "p99": _quantile(waits, 0.99)} if waits else None}
 
     return results
 
@@ -249,12 +329,20 @@ def main() -> None:
 
     kinds = list(KINDS)
     print(f"\n{args.sessions} sessions: " + ", ".join(f"{k} {results['after, content']['sessions_by_kind'][k]}" for k in kinds))
-    print(f"{'variant':<24}{'precision':>10}{'recall':>8}{'healthy flagged':>17}{'healthy stopped':>17}   flagged by kind")
+    loop_kinds = [k for k in kinds if KINDS[k][1]]
+    print(f"{'variant':<24}{'precision':>10}{'recall':>8}{'healthy flagged':>17}{'healthy stopped':>17}"
+          + "".join(f"{k:>16}" for k in loop_kinds) + f"{'to page p50/p99 s':>20}")
     for name, r in results.items():
         p = "-" if r["precision"] is None else f"{r['precision']:.3f}"
-        print(f"{name:<24}{p:>10}{r['recall']:>8.3f}{r['flagged_healthy']:>17}{r['stopped_healthy']:>17}   "
-              + ", ".join(f"{k} {r['flagged_by_kind'][k]}" for k in kinds))
+        t = r["time_to_page_s"]
+        print(f"{name:<24}{p:>10}{r['recall']:>8.3f}{r['flagged_healthy']:>17}{r['stopped_healthy']:>17}"
+              + "".join(f"{r['recall_by_kind'].get(k, 0):>16.3f}" for k in loop_kinds)
+              + f"{(str(t['p50']) + ' / ' + str(t['p99'])) if t else '-':>20}")
     bench_results.append("detection_quality.jsonl", {"sessions": args.sessions, "seed": args.seed, "results": results})
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    return round(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))], 1)
 
 
 @contextmanager

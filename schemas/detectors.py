@@ -67,6 +67,15 @@ class PingPongRule(Rule):
     min_cycles: int = Field(default=5, ge=2)
 
 
+class ToolFailuresRule(Rule):
+    """One tool failing with the same error (OTel `execute_tool` spans: gen_ai.tool.name,
+    status ERROR, error.type) `min_consecutive` times in a row, with no success of that tool
+    in between. Needs no prompt content: it works with content capture off. Arguments are not
+    compared (opt-in content; retry loops often change a counter in them)."""
+
+    min_consecutive: int = Field(default=6, ge=2)
+
+
 class StepCountRule(Rule):
     max_steps: int = Field(default=500, ge=1)
 
@@ -81,6 +90,7 @@ class DetectorRules(BaseModel):
     token_velocity: TokenVelocityRule = TokenVelocityRule(severity=Severity.warning)
     context_growth: ContextGrowthRule = ContextGrowthRule(severity=Severity.warning)
     ping_pong: PingPongRule = PingPongRule()
+    tool_failures: ToolFailuresRule = ToolFailuresRule()
     step_count: StepCountRule = StepCountRule(severity=Severity.warning)
     session_cost: SessionCostRule = SessionCostRule()
 

@@ -63,18 +63,21 @@ from .loop_rules import AgentBaseline, Call, Finding, SessionState, add_call, mo
 log = logging.getLogger("tokenpulse.stream_jobs.loop_detection")
 
 JOB_NAME = "tokenpulse-loop-detection"
-STATE_LAYOUT_VERSION = 1
+STATE_LAYOUT_VERSION = 2  # 2: calls carry `tool` (execute_tool spans, issue #14)
 ALERT_KIND = "runaway_loop"
 AGENT_TTL_MS = 7 * 24 * 3600 * 1000
 
 # What the Python operators receive: projected in SQL so only these cross into Python.
 # Cost travels as a decimal string (exact); the session key falls back to the trace.
 CALL_FIELDS = ["tenant", "service", "team", "agent_name", "session_key", "session_id", "span_id",
-               "call_fingerprint", "end_ms", "input_tokens", "tokens", "cost_usd"]
+               "call_fingerprint", "end_ms", "input_tokens", "tokens", "cost_usd", "executed_tool"]
 CALL_TYPES = [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(),
-              Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.STRING()]
+              Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG(), Types.LONG(), Types.STRING(),
+              Types.STRING()]
 WITH_BASELINE_FIELDS = [*CALL_FIELDS, "baseline_tpm"]
 WITH_BASELINE = Types.ROW_NAMED(WITH_BASELINE_FIELDS, [*CALL_TYPES, Types.DOUBLE()])
+# loop_rules.tool_failure_fingerprint in SQL: "tool:<tool name>:<error type>"
+TOOL_FAILURE_FINGERPRINT_SQL = "CONCAT('tool:', COALESCE(tool_name, '?'), ':', COALESCE(error_type, 'error'))"
 ALERT_RECORD = Types.ROW_NAMED(["dedupe_key", "payload"], [Types.STRING(), Types.STRING()])
 
 
@@ -100,7 +103,8 @@ class AgentBaselineFunction(KeyedProcessFunction):
             ctx.timer_service().register_processing_time_timer(_now_ms() + AGENT_TTL_MS)
         rules = self.config.rules_for(value.tenant, value.service, value.agent_name)
         current = baseline.baseline(rules.token_velocity.baseline_min_minutes)
-        baseline.add(value.end_ms, value.session_key, value.tokens)
+        if value.executed_tool is None:  # a tool call has no tokens: not an active session-minute
+            baseline.add(value.end_ms, value.session_key, value.tokens)
         baseline.last_seen_ms = _now_ms()
         self.state.update(baseline)
         row = Row(*value, current)
@@ -142,7 +146,7 @@ class LoopDetectorFunction(KeyedProcessFunction):
         else:
             identity, state = stored
         call = Call(end_ms=value.end_ms, span_id=value.span_id, fingerprint=value.call_fingerprint,
-                    input_tokens=value.input_tokens, tokens=value.tokens, arrived_ms=now)
+                    input_tokens=value.input_tokens, tokens=value.tokens, arrived_ms=now, tool=value.executed_tool)
         added = add_call(state, call, Decimal(value.cost_usd or "0"), self.timing.max_calls_per_session)
         if added is not None:
             rules = self.config.rules_for(identity["tenant"], identity["service"], identity["agent_name"])
@@ -286,7 +290,7 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settin
 CREATE TEMPORARY TABLE priced_in (
   tenant STRING, service STRING, team STRING, agent_name STRING, session_id STRING, trace_id STRING,
   span_id STRING, call_fingerprint STRING, end_ms BIGINT, input_tokens BIGINT, output_tokens BIGINT,
-  cost_usd DECIMAL(38, 12), record STRING
+  cost_usd DECIMAL(38, 12), record STRING, operation STRING, tool_name STRING, status STRING, error_type STRING
 ) WITH ({kafka}, 'topic' = '{topics.PRICED_SPANS.name}',
   'properties.group.id' = '{settings.detector.consumer_group}',
   'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest',
@@ -294,13 +298,18 @@ CREATE TEMPORARY TABLE priced_in (
   -- our own job writes this topic; a record it cannot read is the loader's to dead-letter,
   -- and must not crash-loop alerting
   'json.ignore-parse-errors' = 'true')""")
-    calls = t_env.sql_query("""
+    # A tool call's fingerprint is its failure (loop_rules.Call.tool); NULL when it succeeded.
+    calls = t_env.sql_query(f"""
 SELECT tenant, service, team, agent_name, COALESCE(session_id, trace_id) AS session_key, session_id, span_id,
-  call_fingerprint, end_ms, COALESCE(input_tokens, 0) AS input_tokens,
-  COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) AS tokens, CAST(cost_usd AS STRING) AS cost_usd
+  CASE WHEN record = 'context' THEN (CASE WHEN status = 'error' THEN {TOOL_FAILURE_FINGERPRINT_SQL} END)
+       ELSE call_fingerprint END AS call_fingerprint,
+  end_ms, COALESCE(input_tokens, 0) AS input_tokens,
+  COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) AS tokens, CAST(cost_usd AS STRING) AS cost_usd,
+  CASE WHEN record = 'context' THEN COALESCE(tool_name, '?') END AS executed_tool
 FROM priced_in WHERE tenant IS NOT NULL AND span_id IS NOT NULL AND end_ms IS NOT NULL
-  -- calls only: tool spans and attribution amendments share the topic (stream_jobs/cost_rollup.py)
-  AND COALESCE(record, 'span') = 'span'""")
+  -- LLM calls, and tool calls (the tool_failures rule: a loop signal without content);
+  -- attribution amendments share the topic (stream_jobs/cost_rollup.py)
+  AND (COALESCE(record, 'span') = 'span' OR (record = 'context' AND operation = 'execute_tool'))""")
     stream = t_env.to_data_stream(calls)
 
     # --- operations ---------------------------------------------------------------------

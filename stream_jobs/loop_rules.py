@@ -10,7 +10,7 @@ Two families, because reordering affects them differently:
   calls, so the real calls satisfy it too: they are judged on arrival, in event time,
   whatever the arrival order. A late or reordered call cannot make them fire falsely, and
   they fire within one call of the evidence being complete.
-* Sequence rules (context growth, ping-pong) look at calls in event-time order, and a call
+* Sequence rules (context growth, ping-pong, tool failures) look at calls in event-time order, and a call
   that arrives late could break a run. They judge only *settled* calls: a call settles
   `out_of_order_ms` after it arrived; everything up to the newest settled call's end time is
   judged in event-time order. A call arriving after that point in the session was judged
@@ -42,6 +42,11 @@ class Call(NamedTuple):
     tokens: int  # input + output
     arrived_ms: int  # wall clock at the detector
     late: bool = False  # arrived after its place in the session was judged by sequence rules
+    # Set for an execute_tool span, not an LLM call (issue #14): the tool's name. Its
+    # fingerprint is then tool_failure_fingerprint(tool, error type) if the tool failed, None
+    # if it succeeded: a loop signal that needs no prompt content. A tool call is never a
+    # step, has no tokens, and only the tool_failures rule reads it.
+    tool: str | None = None
 
     @property
     def order(self) -> tuple[int, str]:
@@ -67,7 +72,7 @@ class SessionState:
     def __setstate__(self, state: tuple) -> None:
         (calls, self.steps, self.cost_usd, self.judged_until_ms, self.last_arrival_ms, self.open_rules,
          self.timer_ms) = state
-        self.calls = [Call._make(c) for c in calls]
+        self.calls = [Call(*c) for c in calls]  # Call(*c): state written before `tool` existed
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,13 @@ class Finding:
     summary: str
     evidence: dict
     event_ms: int  # event time of the call that completed the evidence
+
+
+def tool_failure_fingerprint(tool_name: str | None, error_type: str | None) -> str:
+    """Same tool, same failure: the fingerprint of a failed tool call. Arguments are left out
+    on purpose: they are opt-in content, and a retry loop often changes a counter in them.
+    loop_detection.py builds the same string in SQL (TOOL_FAILURE_FINGERPRINT_SQL)."""
+    return f"tool:{tool_name or '?'}:{error_type or 'error'}"
 
 
 def add_call(state: SessionState, call: Call, cost_usd: Decimal, max_calls: int) -> Call | None:
@@ -88,7 +100,8 @@ def add_call(state: SessionState, call: Call, cost_usd: Decimal, max_calls: int)
     bisect.insort(state.calls, call, key=lambda c: c.order)
     if len(state.calls) > max_calls:
         del state.calls[: len(state.calls) - max_calls]
-    state.steps += 1
+    if call.tool is None:
+        state.steps += 1
     state.cost_usd += cost_usd
     state.last_arrival_ms = max(state.last_arrival_ms, call.arrived_ms)
     return call
@@ -97,10 +110,12 @@ def add_call(state: SessionState, call: Call, cost_usd: Decimal, max_calls: int)
 # --- monotone rules: judged when a call arrives -------------------------------------------
 def monotone_findings(state: SessionState, call: Call, rules: DetectorRules,
                       baseline_tokens_per_min: float | None) -> list[Finding]:
+    if call.tool is not None:
+        return []  # no tokens, no step, no cost: nothing a monotone rule reads has changed
     found = []
     r = rules.repetition
     if r.enabled and call.fingerprint:
-        times = [c.end_ms for c in state.calls if c.fingerprint == call.fingerprint]
+        times = [c.end_ms for c in state.calls if c.fingerprint == call.fingerprint and c.tool is None]
         count, start, end = _densest(times, call.end_ms, r.window_s * 1000)
         if count >= r.min_repeats:
             found.append(Finding("repetition",
@@ -177,7 +192,8 @@ def settle(state: SessionState, now_ms: int, out_of_order_ms: int) -> int:
 def sequence_findings(state: SessionState, rules: DetectorRules, since_ms: int = -1) -> list[Finding]:
     """Runs that end after `since_ms` (the horizon before the latest `settle`): older runs
     were judged already, so a resolved incident is not re-opened on its old evidence."""
-    seq = [c for c in state.calls if not c.late and c.end_ms <= state.judged_until_ms]
+    settled = [c for c in state.calls if not c.late and c.end_ms <= state.judged_until_ms]
+    seq = [c for c in settled if c.tool is None]  # LLM calls; tool calls only for tool_failures
     found = []
     g = rules.context_growth
     if g.enabled:
@@ -201,6 +217,16 @@ def sequence_findings(state: SessionState, rules: DetectorRules, since_ms: int =
                                  f"two calls alternated {cycles} times ({a} <-> {b})",
                                  {"cycles": cycles, "min_cycles": p.min_cycles, "fingerprint_a": a,
                                   "fingerprint_b": b, "first_end_ms": first, "last_end_ms": last}, last))
+    t = rules.tool_failures
+    if t.enabled:
+        count, tool, failure, first, last = _longest_failure_run([c for c in settled if c.tool is not None], since_ms)
+        if count >= t.min_consecutive:
+            found.append(Finding("tool_failures",
+                                 f"tool {tool} failed {count} times in a row the same way ({failure}), "
+                                 f"with no success in between",
+                                 {"tool": tool, "failure": failure, "consecutive_failures": count,
+                                  "min_consecutive": t.min_consecutive, "first_end_ms": first, "last_end_ms": last},
+                                 last))
     return found
 
 
@@ -237,6 +263,25 @@ def _longest_alternation(seq: list[Call], since_ms: int):
         if cycles > best[0] and seq[i].end_ms > since_ms:
             best = (cycles, seq[run_start].fingerprint, seq[run_start + 1].fingerprint,
                     seq[run_start].end_ms, seq[i].end_ms)
+    return best
+
+
+def _longest_failure_run(tool_calls: list[Call], since_ms: int):
+    """Per tool, the run of failures with the same fingerprint (tool and error type) since
+    that tool last succeeded; the longest run ending after `since_ms`: (count, tool,
+    fingerprint, first end_ms, last end_ms). Other tools' calls in between do not break a
+    run (an agent alternating a failing tool with a working one is still stuck)."""
+    best = (0, None, None, 0, 0)
+    runs: dict[str, tuple[str, int, int]] = {}  # tool -> (fingerprint, count, first end_ms)
+    for c in tool_calls:
+        if not c.fingerprint:  # the tool succeeded: its failures so far were transient
+            runs.pop(c.tool, None)
+            continue
+        fp, count, first = runs.get(c.tool, (None, 0, 0))
+        fp, count, first = (fp, count + 1, first) if fp == c.fingerprint else (c.fingerprint, 1, c.end_ms)
+        runs[c.tool] = (fp, count, first)
+        if count > best[0] and c.end_ms > since_ms:
+            best = (count, c.tool, fp, first, c.end_ms)
     return best
 
 

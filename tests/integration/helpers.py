@@ -70,6 +70,7 @@ TEST_DETECTORS = {
         "token_velocity": {"window_s": 60, "max_tokens": 5_000_000, "severity": "warning", "action": "notify"},
         "context_growth": {"min_consecutive_steps": 6, "severity": "warning", "action": "stop"},
         "ping_pong": {"min_cycles": 4, "severity": "critical", "action": "stop"},
+        "tool_failures": {"min_consecutive": 4, "severity": "critical", "action": "stop"},
         "step_count": {"max_steps": 150, "severity": "warning", "action": "notify"},
         "session_cost": {"max_usd": "50", "severity": "critical", "action": "stop"},
     },

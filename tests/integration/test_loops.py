@@ -17,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
 
 from tokenpulse.alerts.hooks import verify_signature
 from tokenpulse.insights.runner import KafkaAlertPublisher
@@ -138,6 +139,44 @@ def test_busy_healthy_agent_is_not_alerted(stack_settings, hook_receivers):
     time.sleep(3)
     assert hook_receivers["webhook"].matching(about(healthy)) == []
     assert run_sql(stack_settings, "SELECT count() FROM alerts WHERE session_id = {s:String}", {"s": healthy}).rows[0][0] == 0
+
+
+def agent_run(provider: TracerProvider, tool_outcomes: list[str | None]) -> str:
+    """One agent run as an agent framework traces it, content capture off: an invoke_agent
+    root (conversation and agent only there), then per step a chat span (no messages) and an
+    execute_tool span (error.type and status ERROR when the tool failed, None when it worked).
+    Returns the trace id: without a conversation id on the calls, the detector's session."""
+    tracer = provider.get_tracer("it.agent_framework")
+    with tracer.start_as_current_span("invoke_agent fixer", attributes={
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "fixer",
+            "gen_ai.conversation.id": f"conv-{uuid.uuid4().hex[:8]}"}) as root:
+        for step, error in enumerate(tool_outcomes):
+            with tracer.start_as_current_span("chat gpt-4o-mini", attributes={
+                    "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 900 + 150 * step,
+                    "gen_ai.usage.output_tokens": 40}):
+                time.sleep(0.05)
+            with tracer.start_as_current_span("execute_tool run_migration", attributes={
+                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "run_migration"}) as tool:
+                if error:
+                    tool.set_attribute("error.type", error)
+                    tool.set_status(Status(StatusCode.ERROR, f"{error} at attempt {step}"))
+            time.sleep(0.2)
+        return format(root.get_span_context().trace_id, "032x")
+
+
+def test_a_tool_failing_the_same_way_pages_without_prompt_content(stack_settings, hook_receivers):
+    provider = app_tracer_provider(stack_settings, "it-tools")
+    # healthy first: the tool fails now and then, and works on the retry
+    flaky = agent_run(provider, ["TimeoutError", None, None, "TimeoutError", None, "TimeoutError", None, None])
+    stuck = agent_run(provider, [None, None] + ["PermissionError"] * 5)
+    opened = hook_receivers["webhook"].wait_for(lambda r: about(stuck)(r) and r.json()["state"] == "open", timeout_s=60)
+    assert opened, "the stuck tool loop was never paged"
+    alert = opened[0].json()
+    assert alert["rule"] == "tool_failures" and alert["evidence"]["tool"] == "run_migration"
+    assert alert["evidence"]["consecutive_failures"] >= 4 and "PermissionError" in alert["evidence"]["failure"]
+    time.sleep(3)  # the flaky run was judged before the stuck one (same job, earlier watermark)
+    assert hook_receivers["webhook"].matching(about(flaky)) == []
 
 
 def spans_at(session: str, plan: list[tuple[int, str, int]]) -> list:

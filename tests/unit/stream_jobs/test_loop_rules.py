@@ -17,6 +17,7 @@ from tokenpulse.stream_jobs.loop_rules import (
     monotone_findings,
     sequence_findings,
     settle,
+    tool_failure_fingerprint,
 )
 
 RULES = DetectorRules.model_validate({
@@ -112,6 +113,48 @@ def test_ping_pong_counts_cycles_of_two_fingerprints():
     # three fingerprints rotating is not ping-pong
     _, fired = run([call(i, 1_000_000 + i * 1000, fp="ABC"[i % 3]) for i in range(9)])
     assert "ping_pong" not in fired
+
+
+def tool_call(i, end_ms, tool="search", error="TimeoutError"):
+    """An execute_tool span as the detector job receives it: error=None when the tool worked."""
+    COSTS[f"{i:016x}"] = Decimal(0)
+    return Call(end_ms=end_ms, span_id=f"{i:016x}", fingerprint=tool_failure_fingerprint(tool, error) if error else None,
+                input_tokens=0, tokens=0, arrived_ms=end_ms, tool=tool)
+
+
+RULES_TOOLS = RULES.model_copy(update={"tool_failures": RULES.tool_failures.model_copy(update={"min_consecutive": 4})})
+
+
+def test_the_same_tool_failing_the_same_way_in_a_row_is_a_loop_without_content():
+    # no prompt content (LLM calls without fingerprints): only the tool spans tell
+    llm = [call(i, 1_000_000 + i * 2000, inp=1000 * (i + 1)) for i in range(8)]
+    failing = [tool_call(100 + i, 1_000_500 + i * 2000) for i in range(4)]
+    state, fired = run(sorted(llm[:4] + failing, key=lambda c: c.end_ms), rules=RULES_TOOLS)
+    f = fired["tool_failures"]
+    assert f.evidence["consecutive_failures"] == 4 and f.evidence["tool"] == "search"
+    assert f.evidence["failure"] == "tool:search:TimeoutError" and f.event_ms == 1_006_500
+    assert state.steps == 4 and "repetition" not in fired  # a tool call is not a step nor an LLM call
+    # other tools succeeding in between do not break the run (alternating with a working tool)
+    other = [tool_call(200 + i, 1_000_700 + i * 2000, tool="read", error=None) for i in range(4)]
+    assert "tool_failures" in run(sorted(llm[:4] + failing + other, key=lambda c: c.end_ms), rules=RULES_TOOLS)[1]
+    # a success of the same tool ends the run: transient failures, each retried until it works
+    flaky = failing[:2] + [tool_call(300, 1_002_900, error=None)] + [tool_call(301 + i, 1_004_500 + i * 2000) for i in range(3)]
+    assert "tool_failures" not in run(llm + flaky, rules=RULES_TOOLS)[1]
+    # a different error, or the same error of a different tool, starts a new run
+    mixed = [tool_call(400 + i, 1_000_500 + i * 2000, error=f"E{i % 2}") for i in range(4)]
+    mixed += [tool_call(410 + i, 1_000_600 + i * 2000, tool=f"t{i}") for i in range(4)]
+    assert "tool_failures" not in run(llm + mixed, rules=RULES_TOOLS)[1]
+    # tool calls are not part of the LLM-call sequence rules: one agent calling one failing
+    # tool between LLM calls is not ping-pong between two actions
+    alternating = [call(i, 1_000_000 + i * 2000, fp="A") for i in range(3)] + failing[:3]
+    assert "ping_pong" not in run(alternating)[1]
+    assert tool_failure_fingerprint(None, None) == "tool:?:error"
+
+
+def test_state_written_before_tool_calls_existed_still_restores():
+    state = SessionState()
+    state.__setstate__(([(1, "s1", "fp", 10, 20, 1, False)], 1, Decimal("0.1"), 0, 1, {}, None))
+    assert state.calls[0].tool is None and state.calls[0].fingerprint == "fp"
 
 
 def test_step_count_and_session_cost():

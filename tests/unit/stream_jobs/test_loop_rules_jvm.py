@@ -69,6 +69,7 @@ def random_config(rng: random.Random) -> DetectorConfig:
                                "min_repeated_percent": rng.choice([0, 30, 50, 51, 100]),
                                "severity": rng.choice(["warning", "critical"]), "action": rng.choice(["notify", "stop"])},
             "ping_pong": {"min_cycles": rng.randint(2, 4)},
+            "tool_failures": {"min_consecutive": rng.randint(2, 4)},
             "step_count": {"max_steps": rng.randint(3, 40), "severity": "warning"},
             "session_cost": {"max_usd": rng.choice(["0.01", "0.050000", "1"])},
         },
@@ -83,7 +84,8 @@ def random_config(rng: random.Random) -> DetectorConfig:
 
 
 def random_session(rng: random.Random, n: int) -> list[dict]:
-    """Calls with repeats, A/B alternations and rising inputs, some out of order or resent, and settles."""
+    """Calls with repeats, A/B alternations and rising inputs, failed tool calls, some out of order or
+    resent, and settles."""
     events, t, inp = [], 1_700_000_000_000, rng.randint(100, 5_000)
     fingerprints = ["A", "B", "C", None, ""]
     sent = []
@@ -92,9 +94,12 @@ def random_session(rng: random.Random, n: int) -> list[dict]:
         inp = inp + rng.randint(1, 400) if rng.random() < 0.7 else rng.randint(100, 5_000)
         fp = fingerprints[i % 2] if rng.random() < 0.5 else rng.choice(fingerprints)
         span = f"{rng.randrange(16**4):04x}{i:012x}"
-        call = {"op": "call", "end_ms": t - rng.choice([0, 0, 0, 300, 3_000]), "span_id": span, "fingerprint": fp,
-                "input_tokens": inp, "tokens": inp + rng.randint(0, 2_000), "arrived_ms": t + rng.randint(0, 900),
-                "cost_usd": str(Decimal(rng.randint(0, 10**10)).scaleb(-12)),
+        tool = rng.choice(["search", "shell"]) if rng.random() < 0.3 else None  # an execute_tool span
+        if tool:  # failed (the same way, mostly) or succeeded
+            fp = rng.choice([f"tool:{tool}:TimeoutError"] * 4 + [f"tool:{tool}:error", None])
+        call = {"op": "call", "tool": tool, "end_ms": t - rng.choice([0, 0, 0, 300, 3_000]), "span_id": span, "fingerprint": fp,
+                "input_tokens": 0 if tool else inp, "tokens": 0 if tool else inp + rng.randint(0, 2_000), "arrived_ms": t + rng.randint(0, 900),
+                "cost_usd": "0" if tool else str(Decimal(rng.randint(0, 10**10)).scaleb(-12)),
                 "baseline_tpm": rng.choice([None, rng.uniform(1, 5_000), 1000.0])}
         sent.append(call)
         events.append(call)
@@ -119,7 +124,8 @@ def python_replay(config: DetectorConfig, events: list[dict]) -> list[dict]:
     for e in events:
         if e["op"] == "call":
             call = Call(end_ms=e["end_ms"], span_id=e["span_id"], fingerprint=e["fingerprint"],
-                        input_tokens=e["input_tokens"], tokens=e["tokens"], arrived_ms=e["arrived_ms"])
+                        input_tokens=e["input_tokens"], tokens=e["tokens"], arrived_ms=e["arrived_ms"],
+                        tool=e.get("tool"))
             added = add_call(state, call, Decimal(e["cost_usd"]), config.timing.max_calls_per_session)
             found = [] if added is None else monotone_findings(state, added, rules, e["baseline_tpm"])
             out.append({"added": added is not None, "late": added is not None and added.late,
@@ -188,7 +194,8 @@ def test_generated_sessions_find_the_same_on_both_sides(jvm_replay):
         for alert in have.get("alerts", []):  # and each is a valid alert the dispatcher accepts
             assert Alert.model_validate(alert).alert_id == alert_id_for(alert["dedupe_key"], alert["opened_ms"])
     # the generator must exercise every rule and alert state, or the comparison proves little
-    assert fired == {"repetition", "token_velocity", "context_growth", "ping_pong", "step_count", "session_cost"}
+    assert fired == {"repetition", "token_velocity", "context_growth", "ping_pong", "tool_failures", "step_count",
+                     "session_cost"}
     assert {("open", "critical"), ("open", "warning"), ("open", "info"), ("resolved", "critical")} <= emitted
 
 

@@ -184,6 +184,15 @@ public final class DetectorRules implements Serializable {
         }
     }
 
+    public static final class ToolFailures extends Rule {
+        public final long minConsecutive;
+
+        ToolFailures(JsonNode n) {
+            super(n);
+            minConsecutive = n.get("min_consecutive").asLong();
+        }
+    }
+
     public static final class StepCount extends Rule {
         public final long maxSteps;
 
@@ -210,6 +219,7 @@ public final class DetectorRules implements Serializable {
         public final TokenVelocity tokenVelocity;
         public final ContextGrowth contextGrowth;
         public final PingPong pingPong;
+        public final ToolFailures toolFailures;
         public final StepCount stepCount;
         public final SessionCost sessionCost;
 
@@ -218,6 +228,7 @@ public final class DetectorRules implements Serializable {
             tokenVelocity = new TokenVelocity(doc.get("token_velocity"));
             contextGrowth = new ContextGrowth(doc.get("context_growth"));
             pingPong = new PingPong(doc.get("ping_pong"));
+            toolFailures = new ToolFailures(doc.get("tool_failures"));
             stepCount = new StepCount(doc.get("step_count"));
             sessionCost = new SessionCost(doc.get("session_cost"));
         }
@@ -228,6 +239,7 @@ public final class DetectorRules implements Serializable {
                 case "token_velocity": return tokenVelocity;
                 case "context_growth": return contextGrowth;
                 case "ping_pong": return pingPong;
+                case "tool_failures": return toolFailures;
                 case "step_count": return stepCount;
                 case "session_cost": return sessionCost;
                 default: throw new IllegalArgumentException("unknown rule " + Objects.toString(rule));

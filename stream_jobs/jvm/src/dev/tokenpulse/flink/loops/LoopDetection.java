@@ -45,6 +45,7 @@ public final class LoopDetection {
     public static final class CallRecord {
         public String tenant, service, team, agentName, sessionKey, sessionId, spanId, fingerprint, costUsd;
         public long endMs, inputTokens, tokens;
+        public String tool; // the tool of an execute_tool span, null for an LLM call (loop_detection.py)
         public Double baselineTpm; // tokens per session-minute before this call; null: no baseline yet
 
         public CallRecord() {}
@@ -63,6 +64,7 @@ public final class LoopDetection {
             c.endMs = r.<Number>getFieldAs("end_ms").longValue(); // BIGINT in the job; any integer type works
             c.inputTokens = r.<Number>getFieldAs("input_tokens").longValue();
             c.tokens = r.<Number>getFieldAs("tokens").longValue();
+            c.tool = r.getFieldAs("executed_tool");
             return c;
         }
     }
@@ -106,7 +108,9 @@ public final class LoopDetection {
             }
             DetectorRules.Rules rules = config.rulesFor(call.tenant, call.service, call.agentName);
             call.baselineTpm = baseline.baseline(rules.tokenVelocity.baselineMinMinutes);
-            baseline.add(call.endMs, call.sessionKey, call.tokens);
+            if (call.tool == null) { // a tool call has no tokens: it must not count as an active session-minute
+                baseline.add(call.endMs, call.sessionKey, call.tokens);
+            }
             baseline.lastSeenMs = now;
             state.update(baseline);
             out.collect(call);
@@ -154,6 +158,7 @@ public final class LoopDetection {
                 s.sessionId = in.sessionId == null || in.sessionId.isEmpty() ? in.sessionKey : in.sessionId;
             }
             LoopRules.Call call = new LoopRules.Call(in.endMs, in.spanId, in.fingerprint, in.inputTokens, in.tokens, now);
+            call.tool = in.tool;
             BigDecimal cost = in.costUsd == null || in.costUsd.isEmpty() ? BigDecimal.ZERO : new BigDecimal(in.costUsd);
             LoopRules.Call added = LoopRules.addCall(s, call, cost, timing.maxCallsPerSession);
             if (added != null) {

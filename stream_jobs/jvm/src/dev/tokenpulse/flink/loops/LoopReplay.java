@@ -61,6 +61,7 @@ public final class LoopReplay {
                     LoopRules.Call call = new LoopRules.Call(e.get("end_ms").asLong(), e.get("span_id").asText(),
                             DetectorRules.text(e.get("fingerprint")), e.get("input_tokens").asLong(),
                             e.get("tokens").asLong(), e.get("arrived_ms").asLong());
+                    call.tool = DetectorRules.text(e.get("tool"));
                     LoopRules.Call added = LoopRules.addCall(session, call, new BigDecimal(e.get("cost_usd").asText()),
                             config.timing.maxCallsPerSession);
                     result.put("added", added != null);

@@ -2,6 +2,7 @@ package dev.tokenpulse.flink.loops;
 
 import java.math.BigDecimal;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -30,6 +31,7 @@ public final class LoopRules {
         public long tokens; // input + output
         public long arrivedMs; // wall clock at the detector
         public boolean late; // arrived after its place in the session was judged
+        public String tool; // the tool of an execute_tool span, null for an LLM call (loop_rules.Call.tool)
 
         public Call() {}
 
@@ -117,7 +119,9 @@ public final class LoopRules {
         if (s.calls.size() > maxCalls) {
             s.calls.subList(0, s.calls.size() - maxCalls).clear();
         }
-        s.steps += 1;
+        if (call.tool == null) {
+            s.steps += 1;
+        }
         s.costUsd = s.costUsd.add(costUsd);
         s.lastArrivalMs = Math.max(s.lastArrivalMs, call.arrivedMs);
         return call;
@@ -126,11 +130,14 @@ public final class LoopRules {
     // --- monotone rules: judged when a call arrives --------------------------------------
     public static List<Finding> monotoneFindings(Session s, Call call, DetectorRules.Rules rules, Double baselineTokensPerMin) {
         List<Finding> found = new ArrayList<>();
+        if (call.tool != null) {
+            return found; // no tokens, no step, no cost: nothing a monotone rule reads has changed
+        }
         DetectorRules.Repetition r = rules.repetition;
         if (r.enabled && call.hasFingerprint()) {
             List<Long> times = new ArrayList<>();
             for (Call c : s.calls) {
-                if (call.fingerprint.equals(c.fingerprint)) {
+                if (call.fingerprint.equals(c.fingerprint) && c.tool == null) {
                     times.add(c.endMs);
                 }
             }
@@ -229,10 +236,11 @@ public final class LoopRules {
 
     /** Runs that end after sinceMs (older runs were judged already). */
     public static List<Finding> sequenceFindings(Session s, DetectorRules.Rules rules, long sinceMs) {
-        List<Call> seq = new ArrayList<>();
+        List<Call> seq = new ArrayList<>(); // LLM calls; tool calls only for tool_failures
+        List<Call> toolCalls = new ArrayList<>();
         for (Call c : s.calls) {
             if (!c.late && c.endMs <= s.judgedUntilMs) {
-                seq.add(c);
+                (c.tool == null ? seq : toolCalls).add(c);
             }
         }
         List<Finding> found = new ArrayList<>();
@@ -309,7 +317,50 @@ public final class LoopRules {
                                 "first_end_ms", first, "last_end_ms", last), last));
             }
         }
+        DetectorRules.ToolFailures t = rules.toolFailures;
+        if (t.enabled) {
+            Map<String, FailureRun> runs = new HashMap<>(); // per tool: its failures since it last succeeded
+            long count = 0, first = 0, last = 0;
+            String tool = null, failure = null;
+            for (Call c : toolCalls) {
+                if (!c.hasFingerprint()) { // the tool succeeded: its failures so far were transient
+                    runs.remove(c.tool);
+                    continue;
+                }
+                FailureRun run = runs.get(c.tool);
+                if (run == null || !c.fingerprint.equals(run.fingerprint)) {
+                    run = new FailureRun(c.fingerprint, c.endMs);
+                    runs.put(c.tool, run);
+                }
+                run.count++;
+                if (run.count > count && c.endMs > sinceMs) {
+                    count = run.count;
+                    tool = c.tool;
+                    failure = c.fingerprint;
+                    first = run.firstEndMs;
+                    last = c.endMs;
+                }
+            }
+            if (count >= t.minConsecutive) {
+                found.add(new Finding("tool_failures", "tool " + tool + " failed " + count
+                        + " times in a row the same way (" + failure + "), with no success in between",
+                        evidence("tool", tool, "failure", failure, "consecutive_failures", count,
+                                "min_consecutive", t.minConsecutive, "first_end_ms", first, "last_end_ms", last), last));
+            }
+        }
         return found;
+    }
+
+    /** One tool's run of identical failures (loop_rules._longest_failure_run). */
+    private static final class FailureRun {
+        final String fingerprint;
+        final long firstEndMs;
+        long count;
+
+        FailureRun(String fingerprint, long firstEndMs) {
+            this.fingerprint = fingerprint;
+            this.firstEndMs = firstEndMs;
+        }
     }
 
     static Map<String, Object> evidence(Object... keysAndValues) {
