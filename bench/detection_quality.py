@@ -18,7 +18,7 @@ results each step, occasional one- or two-time retries of a failed call) or a pl
 loop = after a healthy start, the same tool call and result again and again (a failing tool,
 or a working one whose answer the agent rejects; with or without a counter in the
 arguments/error), or two actions alternating. A session counts as flagged when a loop rule
-(repetition, ping_pong, context_growth, tool_failures) fires; "stopped" when a fired rule's
+(repetition, ping_pong, context_growth, tool_failures, repeated_step) fires; "stopped" when a fired rule's
 action is `stop`. Time to page: from the first looping LLM call to the page's event time.
 
 "before" = fingerprint version 1 (the whole message list) and context_growth on growth alone
@@ -67,7 +67,7 @@ from tokenpulse.stream_jobs.loop_rules import (  # noqa: E402
     tool_failure_fingerprint,
 )
 
-LOOP_RULES = ("repetition", "ping_pong", "context_growth", "tool_failures")
+LOOP_RULES = ("repetition", "ping_pong", "context_growth", "tool_failures", "repeated_step")
 CONTENT_PREFIXES = ("gen_ai.input.messages", "gen_ai.prompt.")
 WORDS = ("invoice export proxy timeout schema billing region quota cache shard replica index tenant "
          "payload parser retry webhook cluster ledger refund currency vendor batch queue worker token "
@@ -184,6 +184,9 @@ def session_spans(rng, sid: int, steps, shape) -> list[TokenSpan]:
     tracer = provider.get_tracer("bench.detection_quality")
     t = 1_800_000_000_000_000_000 + sid * 10**13
     is_chat = steps[0][0] is None
+    # Output tokens are what the model wrote (the tool call, or the answer), plus, for a
+    # reasoning model (half the sessions), hidden reasoning tokens that vary call by call.
+    reasons = rng.random() < 0.5
     history = [("user", phrase(rng, 10))] if not is_chat else []
     for tool, args, result in steps:
         if is_chat:
@@ -192,7 +195,7 @@ def session_spans(rng, sid: int, steps, shape) -> list[TokenSpan]:
         t += rng.randint(2, 10) * 10**9
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
                  "gen_ai.conversation.id": f"s-{sid}", "gen_ai.agent.name": "ops-agent",
-                 "gen_ai.usage.input_tokens": 300 + chars // 4, "gen_ai.usage.output_tokens": rng.randint(20, 90),
+                 "gen_ai.usage.input_tokens": 300 + chars // 4, "gen_ai.usage.output_tokens": written_tokens(tool, args, result, is_chat) + (rng.randint(50, 400) if reasons else 0),
                  **shape(history)}
         span = tracer.start_span("chat gpt-4o", start_time=t - 10**9, attributes=attrs)
         span.end(end_time=t)
@@ -204,6 +207,11 @@ def session_spans(rng, sid: int, steps, shape) -> list[TokenSpan]:
     rejected = [m for m in mapped if not isinstance(m, (TokenSpan, ContextSpan))]
     assert not rejected, f"the collector rejected a generated span: {rejected[0]}"
     return mapped
+
+
+def written_tokens(tool, args, result, is_chat: bool) -> int:
+    """About 4 characters a token, as the input side counts them."""
+    return 5 + (len(result) if is_chat else len(json.dumps([tool, args]))) // 4
 
 
 # What the tool's failure looks like as error.type: an exception class name, as the

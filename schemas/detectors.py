@@ -76,6 +76,19 @@ class ToolFailuresRule(Rule):
     min_consecutive: int = Field(default=6, ge=2)
 
 
+class RepeatedStepRule(Rule):
+    """The same step again, seen in token counts alone: `min_repeats` consecutive LLM calls
+    each growing the input by the same number of tokens (at least `min_growth_tokens`) and
+    producing the same number of output tokens as the call two before it (period 1: one
+    step repeated; period 2: two steps alternating). A model that repeats itself appends the
+    same tool call and result every step, so both counts repeat exactly; an agent making
+    progress appends results of varying size. Needs no content. Misses loops whose output
+    varies (hidden reasoning tokens, paraphrased thoughts) and pollers with growing output."""
+
+    min_repeats: int = Field(default=6, ge=2)
+    min_growth_tokens: int = Field(default=1, ge=1)
+
+
 class StepCountRule(Rule):
     max_steps: int = Field(default=500, ge=1)
 
@@ -91,6 +104,7 @@ class DetectorRules(BaseModel):
     context_growth: ContextGrowthRule = ContextGrowthRule(severity=Severity.warning)
     ping_pong: PingPongRule = PingPongRule()
     tool_failures: ToolFailuresRule = ToolFailuresRule()
+    repeated_step: RepeatedStepRule = RepeatedStepRule(severity=Severity.warning)
     step_count: StepCountRule = StepCountRule(severity=Severity.warning)
     session_cost: SessionCostRule = SessionCostRule()
 

@@ -10,7 +10,8 @@ Two families, because reordering affects them differently:
   calls, so the real calls satisfy it too: they are judged on arrival, in event time,
   whatever the arrival order. A late or reordered call cannot make them fire falsely, and
   they fire within one call of the evidence being complete.
-* Sequence rules (context growth, ping-pong, tool failures) look at calls in event-time order, and a call
+* Sequence rules (context growth, ping-pong, tool failures, repeated step) look at calls in
+  event-time order, and a call
   that arrives late could break a run. They judge only *settled* calls: a call settles
   `out_of_order_ms` after it arrived; everything up to the newest settled call's end time is
   judged in event-time order. A call arriving after that point in the session was judged
@@ -217,6 +218,18 @@ def sequence_findings(state: SessionState, rules: DetectorRules, since_ms: int =
                                  f"two calls alternated {cycles} times ({a} <-> {b})",
                                  {"cycles": cycles, "min_cycles": p.min_cycles, "fingerprint_a": a,
                                   "fingerprint_b": b, "first_end_ms": first, "last_end_ms": last}, last))
+    r = rules.repeated_step
+    if r.enabled:
+        repeats, first, last, growth = _longest_repeated_step(seq, r.min_growth_tokens, since_ms)
+        if repeats >= r.min_repeats:
+            output = last.tokens - last.input_tokens
+            found.append(Finding("repeated_step",
+                                 f"the same step {repeats} times in a row: each call grew the input as the call "
+                                 f"two before it did and produced as many output tokens (last: +{growth:,} in, "
+                                 f"{output:,} out)",
+                                 {"repeats": repeats, "min_repeats": r.min_repeats, "input_growth_tokens": growth,
+                                  "output_tokens": output, "first_end_ms": first.end_ms, "last_end_ms": last.end_ms},
+                                 last.end_ms))
     t = rules.tool_failures
     if t.enabled:
         count, tool, failure, first, last = _longest_failure_run([c for c in settled if c.tool is not None], since_ms)
@@ -263,6 +276,22 @@ def _longest_alternation(seq: list[Call], since_ms: int):
         if cycles > best[0] and seq[i].end_ms > since_ms:
             best = (cycles, seq[run_start].fingerprint, seq[run_start + 1].fingerprint,
                     seq[run_start].end_ms, seq[i].end_ms)
+    return best
+
+
+def _longest_repeated_step(seq: list[Call], min_growth: int, since_ms: int):
+    """The longest run of calls whose step (input growth over the previous call, output
+    tokens) equals the step two calls before, ending after `since_ms`: (repeats, first call
+    of the evidence, last call, its input growth)."""
+    best = (0, None, None, 0)
+    run = 0
+    for i in range(3, len(seq)):
+        growth = seq[i].input_tokens - seq[i - 1].input_tokens
+        same = (growth >= min_growth and growth == seq[i - 2].input_tokens - seq[i - 3].input_tokens
+                and seq[i].tokens - seq[i].input_tokens == seq[i - 2].tokens - seq[i - 2].input_tokens)
+        run = run + 1 if same else 0
+        if run > best[0] and seq[i].end_ms > since_ms:
+            best = (run, seq[i - run - 2], seq[i], growth)
     return best
 
 

@@ -151,6 +151,33 @@ def test_the_same_tool_failing_the_same_way_in_a_row_is_a_loop_without_content()
     assert tool_failure_fingerprint(None, None) == "tool:?:error"
 
 
+def test_the_same_step_again_is_seen_in_token_counts_alone():
+    # no content: an agent appending the same tool call and result every step grows its
+    # input by the same amount and produces the same output, call after call
+    stuck = [call(i, 1_000_000 + i * 2000, inp=3000 + 180 * i, out=42) for i in range(9)]
+    _, fired = run(stuck)
+    f = fired["repeated_step"]
+    assert f.evidence["repeats"] == 6 and f.evidence["input_growth_tokens"] == 180 and f.evidence["output_tokens"] == 42
+    assert f.evidence["first_end_ms"] == 1_000_000 and f.event_ms == 1_016_000
+    assert "repeated_step" not in run(stuck[:8])[1]  # 5 repeats
+    # two steps alternating (period 2) is the same step again too
+    inputs = [3000]
+    for i in range(1, 9):
+        inputs.append(inputs[-1] + (150 if i % 2 else 95))
+    alternating = [call(i, 1_000_000 + i * 2000, inp=n, out=30 if i % 2 else 55) for i, n in enumerate(inputs)]
+    assert run(alternating)[1]["repeated_step"].evidence["repeats"] == 6
+    # progress: results of varying size, so the growth varies, even with a fixed output
+    rnd = random.Random(5)
+    inputs = [3000]
+    for _ in range(40):
+        inputs.append(inputs[-1] + rnd.randint(40, 400))
+    working = [call(i, 1_000_000 + i * 2000, inp=n, out=42) for i, n in enumerate(inputs)]
+    assert "repeated_step" not in run(working)[1]
+    # a constant prompt (a batch classifier: no growth) is not a step taken again
+    batch = [call(i, 1_000_000 + i * 2000, inp=800, out=1) for i in range(20)]
+    assert "repeated_step" not in run(batch)[1]
+
+
 def test_state_written_before_tool_calls_existed_still_restores():
     state = SessionState()
     state.__setstate__(([(1, "s1", "fp", 10, 20, 1, False)], 1, Decimal("0.1"), 0, 1, {}, None))

@@ -70,6 +70,7 @@ def random_config(rng: random.Random) -> DetectorConfig:
                                "severity": rng.choice(["warning", "critical"]), "action": rng.choice(["notify", "stop"])},
             "ping_pong": {"min_cycles": rng.randint(2, 4)},
             "tool_failures": {"min_consecutive": rng.randint(2, 4)},
+            "repeated_step": {"min_repeats": rng.randint(2, 5), "min_growth_tokens": rng.choice([1, 100])},
             "step_count": {"max_steps": rng.randint(3, 40), "severity": "warning"},
             "session_cost": {"max_usd": rng.choice(["0.01", "0.050000", "1"])},
         },
@@ -89,16 +90,21 @@ def random_session(rng: random.Random, n: int) -> list[dict]:
     events, t, inp = [], 1_700_000_000_000, rng.randint(100, 5_000)
     fingerprints = ["A", "B", "C", None, ""]
     sent = []
+    stuck = False  # a stretch of the same step: constant input growth and output
     for i in range(n):
         t += rng.choice([0, 1, 50, 250, 1_000, 4_000, 70_000])
-        inp = inp + rng.randint(1, 400) if rng.random() < 0.7 else rng.randint(100, 5_000)
+        stuck = stuck != (rng.random() < 0.15)
+        if stuck:
+            inp += rng.choice([120, 120, 120, 95])  # mostly the same growth
+        else:
+            inp = inp + rng.randint(1, 400) if rng.random() < 0.7 else rng.randint(100, 5_000)
         fp = fingerprints[i % 2] if rng.random() < 0.5 else rng.choice(fingerprints)
         span = f"{rng.randrange(16**4):04x}{i:012x}"
         tool = rng.choice(["search", "shell"]) if rng.random() < 0.3 else None  # an execute_tool span
         if tool:  # failed (the same way, mostly) or succeeded
             fp = rng.choice([f"tool:{tool}:TimeoutError"] * 4 + [f"tool:{tool}:error", None])
         call = {"op": "call", "tool": tool, "end_ms": t - rng.choice([0, 0, 0, 300, 3_000]), "span_id": span, "fingerprint": fp,
-                "input_tokens": 0 if tool else inp, "tokens": 0 if tool else inp + rng.randint(0, 2_000), "arrived_ms": t + rng.randint(0, 900),
+                "input_tokens": 0 if tool else inp, "tokens": 0 if tool else inp + (40 if stuck else rng.randint(0, 2_000)), "arrived_ms": t + rng.randint(0, 900),
                 "cost_usd": "0" if tool else str(Decimal(rng.randint(0, 10**10)).scaleb(-12)),
                 "baseline_tpm": rng.choice([None, rng.uniform(1, 5_000), 1000.0])}
         sent.append(call)
@@ -194,8 +200,8 @@ def test_generated_sessions_find_the_same_on_both_sides(jvm_replay):
         for alert in have.get("alerts", []):  # and each is a valid alert the dispatcher accepts
             assert Alert.model_validate(alert).alert_id == alert_id_for(alert["dedupe_key"], alert["opened_ms"])
     # the generator must exercise every rule and alert state, or the comparison proves little
-    assert fired == {"repetition", "token_velocity", "context_growth", "ping_pong", "tool_failures", "step_count",
-                     "session_cost"}
+    assert fired == {"repetition", "token_velocity", "context_growth", "ping_pong", "tool_failures", "repeated_step",
+                     "step_count", "session_cost"}
     assert {("open", "critical"), ("open", "warning"), ("open", "info"), ("resolved", "critical")} <= emitted
 
 

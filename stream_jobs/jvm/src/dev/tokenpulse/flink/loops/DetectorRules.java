@@ -193,6 +193,16 @@ public final class DetectorRules implements Serializable {
         }
     }
 
+    public static final class RepeatedStep extends Rule {
+        public final long minRepeats, minGrowthTokens;
+
+        RepeatedStep(JsonNode n) {
+            super(n);
+            minRepeats = n.get("min_repeats").asLong();
+            minGrowthTokens = n.get("min_growth_tokens").asLong();
+        }
+    }
+
     public static final class StepCount extends Rule {
         public final long maxSteps;
 
@@ -220,6 +230,7 @@ public final class DetectorRules implements Serializable {
         public final ContextGrowth contextGrowth;
         public final PingPong pingPong;
         public final ToolFailures toolFailures;
+        public final RepeatedStep repeatedStep;
         public final StepCount stepCount;
         public final SessionCost sessionCost;
 
@@ -229,6 +240,7 @@ public final class DetectorRules implements Serializable {
             contextGrowth = new ContextGrowth(doc.get("context_growth"));
             pingPong = new PingPong(doc.get("ping_pong"));
             toolFailures = new ToolFailures(doc.get("tool_failures"));
+            repeatedStep = new RepeatedStep(doc.get("repeated_step"));
             stepCount = new StepCount(doc.get("step_count"));
             sessionCost = new SessionCost(doc.get("session_cost"));
         }
@@ -240,6 +252,7 @@ public final class DetectorRules implements Serializable {
                 case "context_growth": return contextGrowth;
                 case "ping_pong": return pingPong;
                 case "tool_failures": return toolFailures;
+                case "repeated_step": return repeatedStep;
                 case "step_count": return stepCount;
                 case "session_cost": return sessionCost;
                 default: throw new IllegalArgumentException("unknown rule " + Objects.toString(rule));

@@ -317,6 +317,34 @@ public final class LoopRules {
                                 "first_end_ms", first, "last_end_ms", last), last));
             }
         }
+        DetectorRules.RepeatedStep rs = rules.repeatedStep;
+        if (rs.enabled) {
+            long repeats = 0, growthOfLast = 0;
+            Call first = null, last = null;
+            long run = 0;
+            for (int i = 3; i < seq.size(); i++) {
+                long growth = seq.get(i).inputTokens - seq.get(i - 1).inputTokens;
+                boolean same = growth >= rs.minGrowthTokens
+                        && growth == seq.get(i - 2).inputTokens - seq.get(i - 3).inputTokens
+                        && seq.get(i).tokens - seq.get(i).inputTokens == seq.get(i - 2).tokens - seq.get(i - 2).inputTokens;
+                run = same ? run + 1 : 0;
+                if (run > repeats && seq.get(i).endMs > sinceMs) {
+                    repeats = run;
+                    first = seq.get(i - (int) run - 2);
+                    last = seq.get(i);
+                    growthOfLast = growth;
+                }
+            }
+            if (repeats >= rs.minRepeats) {
+                long output = last.tokens - last.inputTokens;
+                found.add(new Finding("repeated_step", "the same step " + repeats + " times in a row: each call grew"
+                        + " the input as the call two before it did and produced as many output tokens (last: +"
+                        + Py.grouped(growthOfLast) + " in, " + Py.grouped(output) + " out)",
+                        evidence("repeats", repeats, "min_repeats", rs.minRepeats, "input_growth_tokens", growthOfLast,
+                                "output_tokens", output, "first_end_ms", first.endMs, "last_end_ms", last.endMs),
+                        last.endMs));
+            }
+        }
         DetectorRules.ToolFailures t = rules.toolFailures;
         if (t.enabled) {
             Map<String, FailureRun> runs = new HashMap<>(); // per tool: its failures since it last succeeded
