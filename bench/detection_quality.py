@@ -191,11 +191,14 @@ def session_spans(rng, sid: int, steps, shape) -> list[TokenSpan]:
     for tool, args, result in steps:
         if is_chat:
             history.append(("user", args["question"]))
-        chars = sum(len(json.dumps(c)) for _, c in history)
+        # a tokenizer counts message by message (~4 characters a token, a few tokens of framing each)
+        history_tokens = sum(len(json.dumps(c)) // 4 + 3 for _, c in history)
         t += rng.randint(2, 10) * 10**9
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
                  "gen_ai.conversation.id": f"s-{sid}", "gen_ai.agent.name": "ops-agent",
-                 "gen_ai.usage.input_tokens": 300 + chars // 4, "gen_ai.usage.output_tokens": written_tokens(tool, args, result, is_chat) + (rng.randint(50, 400) if reasons else 0),
+                 "gen_ai.usage.input_tokens": 300 + history_tokens,
+                 "gen_ai.usage.output_tokens": written_tokens(tool, args, result, is_chat)
+                 + (rng.randint(50, 400) if reasons else 0),
                  **shape(history)}
         span = tracer.start_span("chat gpt-4o", start_time=t - 10**9, attributes=attrs)
         span.end(end_time=t)
@@ -285,7 +288,10 @@ def evaluate(sessions: int, seed: int) -> dict:
     """Precision, recall and healthy sessions flagged/stopped, per variant and content mode."""
     rules_after = load_detector_config().rules_for("acme", "ops-agent", "ops-agent")
     growth_before = rules_after.context_growth.model_copy(update={"min_repeated_percent": 0, "action": AlertAction.stop})
-    rules_before = rules_after.model_copy(update={"context_growth": growth_before})
+    off = {"enabled": False}  # rules that did not exist before #14
+    rules_before = rules_after.model_copy(update={"context_growth": growth_before,
+                                                  "tool_failures": rules_after.tool_failures.model_copy(update=off),
+                                                  "repeated_step": rules_after.repeated_step.model_copy(update=off)})
 
     rng = random.Random(seed)
     labeled = []
