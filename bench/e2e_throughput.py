@@ -6,7 +6,9 @@ Starts its own stack under .state/bench (ports as configured, defaults 19092/431
 warms it up (`--warm-spans` spans end to end, not measured: a fresh cost job's JIT), then,
 in one run:
   1. raw Kafka: produce the very TokenSpan records the collector would write (kafka-python,
-     acks=all, idempotent: the collector's settings) and consume them back;
+     acks=all, idempotent: the collector's settings) and consume them back; then the same
+     records through Kafka's own Java ProducerPerformance / ConsumerPerformance (kafka-tools,
+     pinned in infra/maven/pom.xml), the broker's ceiling on this machine;
   2. end to end: POST the same spans as OTLP/protobuf to the collector from N sender threads
      and time until every span is a row in ClickHouse (collector -> Kafka -> Flink -> Kafka ->
      loader -> chDB), and until the 1-minute rollups account for all of them.
@@ -65,12 +67,17 @@ def make_batches(n: int, batch: int, run: str, service: str = "bench-app") -> li
     return [encode_spans(spans[i:i + batch]).SerializeToString() for i in range(0, len(spans), batch)]
 
 
-def raw_kafka(settings: Settings, bodies: list[bytes]) -> dict:
+def collector_records(bodies: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """The (key, value) records the collector writes for these OTLP requests."""
     records = []
     for body in bodies:
         for s in decode(body, "application/x-protobuf"):
             ev = map_span(s, tenant="acme", received_ms=int(time.time() * 1000))
             records.append((ev.kafka_key(), ev.model_dump_json().encode()))
+    return records
+
+
+def raw_kafka(settings: Settings, records: list[tuple[bytes, bytes]]) -> dict:
     topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
     admin = KafkaAdminClient(**settings.kafka.client_options())
     admin.create_topics([NewTopic(topic, 4, 1)])
@@ -94,6 +101,50 @@ def raw_kafka(settings: Settings, bodies: list[bytes]) -> dict:
     consumer.close()
     return {"records": len(records), "bytes_per_record": sum(len(v) for _, v in records) // len(records),
             "produce_per_s": len(records) / produce_s, "consume_per_s": got / consume_s}
+
+
+def java_kafka_perf(settings: Settings, values: list[bytes]) -> dict:
+    """Kafka's own perf tools (org.apache.kafka.tools.ProducerPerformance / ConsumerPerformance
+    from the pinned kafka-tools jar) on the broker of this run: the same records as payloads
+    (--payload-file), the same durability as the collector (acks=all, idempotent, lz4) and
+    its batch size. What the broker and a Java client take on this machine: the ceiling the
+    pipeline is compared with."""
+    import re
+    import subprocess
+    import tempfile
+
+    jars = settings.paths.kafka_jars
+    if not any(jars.glob("kafka-tools-[0-9]*.jar")):
+        raise SystemExit(f"no kafka-tools jar in {jars}: run `make jars` (infra/maven/pom.xml pins it)")
+    topic = f"bench.java.{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(**settings.kafka.client_options())
+    admin.create_topics([NewTopic(topic, 4, 1)])
+    admin.close()
+    bootstrap = settings.kafka.bootstrap_servers
+    with tempfile.NamedTemporaryFile("wb", suffix=".payloads", delete=False) as f:
+        f.write(b"\n".join(v.replace(b"\n", b" ") for v in values))  # one payload per line
+    java = ["java", "-Xmx1g", "-cp", f"{jars}/*"]
+    produced = subprocess.run(
+        [*java, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(len(values)),
+         "--payload-file", f.name, "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}",
+         "acks=all", "enable.idempotence=true", "compression.type=lz4", "linger.ms=5",
+         f"batch.size={settings.kafka.producer_batch_bytes}"],
+        capture_output=True, text=True, timeout=600)
+    # last summary line: "N records sent, X records/sec (Y MB/sec), ..."
+    summary = re.findall(r"(\d+) records sent, ([\d.]+) records/sec", produced.stdout)
+    if produced.returncode != 0 or not summary:
+        raise RuntimeError(f"ProducerPerformance failed:\n{produced.stdout[-2000:]}\n{produced.stderr[-2000:]}")
+    consumed = subprocess.run(
+        [*java, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", bootstrap, "--topic", topic,
+         "--messages", str(len(values)), "--timeout", "60000"],
+        capture_output=True, text=True, timeout=600)
+    # CSV: start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
+    rows = [line.split(", ") for line in consumed.stdout.splitlines() if line[:1].isdigit()]
+    if consumed.returncode != 0 or not rows or len(rows[-1]) < 6:
+        raise RuntimeError(f"ConsumerPerformance failed:\n{consumed.stdout[-2000:]}\n{consumed.stderr[-2000:]}")
+    Path(f.name).unlink()
+    return {"records": int(summary[-1][0]), "java_produce_per_s": float(summary[-1][1]),
+            "java_consume_per_s": float(rows[-1][5]), "java_consumed": int(float(rows[-1][4]))}
 
 
 class PricedWatcher(threading.Thread):
@@ -212,18 +263,24 @@ def main() -> None:
         warm_s = warm_up(settings, args.warm_spans, args.batch)
         run = uuid.uuid4().hex[:8]
         bodies = make_batches(args.spans, args.batch, run)
-        kafka = raw_kafka(settings, bodies)
+        records = collector_records(bodies)
+        kafka = raw_kafka(settings, records)
+        java = java_kafka_perf(settings, [v for _, v in records])
+        kafka.update(java)
         e2e = end_to_end(settings, bodies, args.senders, args.spans, run)
     finally:
         stack.down()
     result = {**bench_results.run_info(), **vars(args),
               "producer_batch_bytes": settings.kafka.producer_batch_bytes,
               "warm_up_seconds": warm_s, "raw_kafka": kafka, "end_to_end": e2e,
-              "ratio_e2e_to_raw_produce": e2e["e2e_raw_rows_per_s"] / kafka["produce_per_s"]}
+              "ratio_e2e_to_raw_produce": e2e["e2e_raw_rows_per_s"] / kafka["produce_per_s"],
+              "ratio_e2e_to_java_produce": e2e["e2e_raw_rows_per_s"] / kafka["java_produce_per_s"]}
     bench_results.append("results.jsonl", result)
     print(f"\nraw Kafka produce (kafka-python, acks=all, idempotent): {kafka['produce_per_s']:>9,.0f} records/s "
           f"({kafka['bytes_per_record']} B/record)")
     print(f"raw Kafka consume:                                      {kafka['consume_per_s']:>9,.0f} records/s")
+    print(f"Kafka's Java ProducerPerformance (same records, same settings): {kafka['java_produce_per_s']:>9,.0f} records/s")
+    print(f"Kafka's Java ConsumerPerformance:                        {kafka['java_consume_per_s']:>9,.0f} records/s")
     print(f"collector accept (OTLP/HTTP -> Kafka acked):            {e2e['collector_accept_per_s']:>9,.0f} spans/s")
     print(f"end to end, first send -> last raw row in ClickHouse:   {e2e['e2e_raw_rows_per_s']:>9,.0f} spans/s "
           f"({e2e['e2e_raw_seconds']:.1f} s)")
@@ -231,7 +288,8 @@ def main() -> None:
         print(f"stage split, seconds after the first send: collector done {e2e['collector_seconds']:.1f}, "
               f"all priced by Flink {e2e['priced_topic_seconds']:.1f}, all rows in ClickHouse {e2e['e2e_raw_seconds']:.1f}")
     print(f"rollups complete after {e2e['rollups_complete_seconds']:.1f} s (includes waiting for the minute to close)")
-    print(f"ratio end-to-end / raw produce: {result['ratio_e2e_to_raw_produce']:.2f}")
+    print(f"ratio end-to-end / raw produce (kafka-python): {result['ratio_e2e_to_raw_produce']:.3f}")
+    print(f"headline: end-to-end / Kafka's Java producer: {result['ratio_e2e_to_java_produce']:.3%}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ class MissingTool(RuntimeError):
 
 
 def jars_present(paths: PathSettings) -> bool:
-    return any(paths.kafka_jars.glob("kafka_2.13-*.jar")) and any(paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))
+    # kafka-tools (Kafka's perf tools) is the baseline of bench/e2e_throughput.py: a cache from
+    # before it was pinned lacks it and is re-resolved.
+    return (any(paths.kafka_jars.glob("kafka_2.13-*.jar")) and any(paths.kafka_jars.glob("kafka-tools-[0-9]*.jar"))
+            and any(paths.flink_jars.glob("flink-sql-connector-kafka-*.jar")))
 
 
 def ensure_jars(paths: PathSettings) -> None:
