@@ -84,31 +84,71 @@ def raw_kafka(settings: Settings, records: list[tuple[bytes, bytes]]) -> dict:
     admin.close()
     producer = KafkaProducer(**settings.kafka.client_options(), acks="all", enable_idempotence=True,
                              linger_ms=5, compression_type="lz4", batch_size=settings.kafka.producer_batch_bytes)
-    t0 = time.perf_counter()
+    cpu0, t0 = time.process_time(), time.perf_counter()
     for key, value in records:
         producer.send(topic, key=key, value=value)
     producer.flush()
-    produce_s = time.perf_counter() - t0
+    produce_s, produce_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     producer.close()
     consumer = KafkaConsumer(topic, **settings.kafka.client_options(), auto_offset_reset="earliest",
                              group_id=None, consumer_timeout_ms=5000)
-    t0, got = time.perf_counter(), 0
+    cpu0, t0, got = time.process_time(), time.perf_counter(), 0
     for _ in consumer:
         got += 1
         if got == len(records):
             break
-    consume_s = time.perf_counter() - t0
+    consume_s, consume_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     consumer.close()
     return {"records": len(records), "bytes_per_record": sum(len(v) for _, v in records) // len(records),
-            "produce_per_s": len(records) / produce_s, "consume_per_s": got / consume_s}
+            "produce_per_s": len(records) / produce_s, "consume_per_s": got / consume_s,
+            "produce_cpu_us": 1e6 * produce_cpu / len(records), "consume_cpu_us": 1e6 * consume_cpu / max(got, 1),
+            **librdkafka(settings, records)}
 
 
-def java_kafka_perf(settings: Settings, values: list[bytes]) -> dict:
+def librdkafka(settings: Settings, records: list[tuple[bytes, bytes]]) -> dict:
+    """The same produce and consume through confluent-kafka (librdkafka, C), same settings;
+    CPU-µs per record of this process for both clients is the number the collector and loader pay."""
+    from confluent_kafka import Consumer, Producer
+
+    topic = f"bench.rd.{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(**settings.kafka.client_options())
+    admin.create_topics([NewTopic(topic, 4, 1)])
+    admin.close()
+    conf = settings.kafka.librdkafka_options()
+    producer = Producer({**conf, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                         "compression.type": "lz4", "batch.size": settings.kafka.producer_batch_bytes,
+                         "partitioner": "murmur2_random"})
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:  # local queue full: let it drain
+                producer.poll(0.05)
+    producer.flush(60)
+    produce_s, produce_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    consumer = Consumer({**conf, "group.id": f"bench-{topic}", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    cpu0, t0, got = time.process_time(), time.perf_counter(), 0
+    deadline = time.monotonic() + 120
+    while got < len(records) and time.monotonic() < deadline:
+        got += sum(1 for m in consumer.consume(10_000, 1.0) if m.error() is None)
+    consume_s, consume_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    consumer.close()
+    return {"librdkafka_produce_per_s": len(records) / produce_s, "librdkafka_consume_per_s": got / consume_s,
+            "librdkafka_produce_cpu_us": 1e6 * produce_cpu / len(records),
+            "librdkafka_consume_cpu_us": 1e6 * consume_cpu / max(got, 1)}
+
+
+def java_kafka_perf(settings: Settings, values: list[bytes], num_records: int) -> dict:
     """Kafka's own perf tools (org.apache.kafka.tools.ProducerPerformance / ConsumerPerformance
     from the pinned kafka-tools jar) on the broker of this run: the same records as payloads
     (--payload-file), the same durability as the collector (acks=all, idempotent, lz4) and
     its batch size. What the broker and a Java client take on this machine: the ceiling the
-    pipeline is compared with."""
+    pipeline is compared with. `num_records` (payloads drawn at random from `values`): enough
+    that the JVM's start and JIT do not dominate (20k records measured 20k/s, 1M ~10x that)."""
     import re
     import subprocess
     import tempfile
@@ -125,7 +165,7 @@ def java_kafka_perf(settings: Settings, values: list[bytes]) -> dict:
         f.write(b"\n".join(v.replace(b"\n", b" ") for v in values))  # one payload per line
     java = ["java", "-Xmx1g", "-cp", f"{jars}/*"]
     produced = subprocess.run(
-        [*java, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(len(values)),
+        [*java, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(num_records),
          "--payload-file", f.name, "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}",
          "acks=all", "enable.idempotence=true", "compression.type=lz4", "linger.ms=5",
          f"batch.size={settings.kafka.producer_batch_bytes}"],
@@ -136,7 +176,7 @@ def java_kafka_perf(settings: Settings, values: list[bytes]) -> dict:
         raise RuntimeError(f"ProducerPerformance failed:\n{produced.stdout[-2000:]}\n{produced.stderr[-2000:]}")
     consumed = subprocess.run(
         [*java, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", bootstrap, "--topic", topic,
-         "--messages", str(len(values)), "--timeout", "60000"],
+         "--messages", str(num_records), "--timeout", "60000"],
         capture_output=True, text=True, timeout=600)
     # CSV: start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
     rows = [line.split(", ") for line in consumed.stdout.splitlines() if line[:1].isdigit()]
@@ -253,6 +293,8 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=500, help="spans per OTLP request")
     ap.add_argument("--senders", type=int, default=2, help="concurrent OTLP senders")
+    ap.add_argument("--java-records", type=int, default=1_000_000,
+                    help="records for Kafka's Java perf tools (payloads drawn from the run's records)")
     ap.add_argument("--warm-spans", type=int, default=150_000,
                     help="spans sent through the pipeline before measuring (0: measure a cold cost job)")
     args = ap.parse_args()
@@ -265,7 +307,7 @@ def main() -> None:
         bodies = make_batches(args.spans, args.batch, run)
         records = collector_records(bodies)
         kafka = raw_kafka(settings, records)
-        java = java_kafka_perf(settings, [v for _, v in records])
+        java = java_kafka_perf(settings, [v for _, v in records], args.java_records)
         kafka.update(java)
         e2e = end_to_end(settings, bodies, args.senders, args.spans, run)
     finally:
@@ -279,6 +321,10 @@ def main() -> None:
     print(f"\nraw Kafka produce (kafka-python, acks=all, idempotent): {kafka['produce_per_s']:>9,.0f} records/s "
           f"({kafka['bytes_per_record']} B/record)")
     print(f"raw Kafka consume:                                      {kafka['consume_per_s']:>9,.0f} records/s")
+    print(f"raw Kafka through librdkafka (confluent-kafka): produce {kafka['librdkafka_produce_per_s']:,.0f}/s "
+          f"({kafka['librdkafka_produce_cpu_us']:.1f} CPU-µs/record vs kafka-python {kafka['produce_cpu_us']:.1f}), "
+          f"consume {kafka['librdkafka_consume_per_s']:,.0f}/s ({kafka['librdkafka_consume_cpu_us']:.1f} vs "
+          f"{kafka['consume_cpu_us']:.1f})")
     print(f"Kafka's Java ProducerPerformance (same records, same settings): {kafka['java_produce_per_s']:>9,.0f} records/s")
     print(f"Kafka's Java ConsumerPerformance:                        {kafka['java_consume_per_s']:>9,.0f} records/s")
     print(f"collector accept (OTLP/HTTP -> Kafka acked):            {e2e['collector_accept_per_s']:>9,.0f} spans/s")

@@ -14,7 +14,9 @@ CPU-s per 10k spans and the wall time from the first send to the last row in Cli
 
 Variants (the cost job's settings): `default`, `p1` = parallelism 1 (one slot: no hash
 exchange between two subtasks), `lookup` = prices from the Java lookup function instead of
-the generated CASE, `c1` = the job's JVM with the C1 compiler only. kafka-python's CRC-32C is printed (C with the `crc32c`
+the generated CASE, `c1` = the job's JVM with the C1 compiler only; `loader-py` = the loader
+before issue #15 (kafka-python, Python row conversion; with it in the run, the loader is
+restarted with each variant's settings too). kafka-python's CRC-32C is printed (C with the `crc32c`
 package, else pure Python): it was the loader's main cost (bench/README.md).
 Prints a table and appends a JSON line to bench/results/stage_cpu.jsonl.
 
@@ -66,7 +68,11 @@ VARIANTS = {
     # HotSpot's quick C1 compiler only (the local MiniCluster's JVM reads JVM_ARGS): less JIT
     # work after a start, less optimized code afterwards.
     "c1": {"JVM_ARGS": "-XX:TieredStopAtLevel=1"},
+    # The loader as before issue #15: kafka-python, every record converted in Python.
+    "loader-py": {"TOKENPULSE_LOADER_KAFKA_CLIENT": "kafka-python", "TOKENPULSE_LOADER_JSON_INTAKE": "false"},
 }
+# Which service a variant's settings belong to (restarted with them); the rest: the cost job.
+LOADER_VARIANTS = {"loader-py"}
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -149,6 +155,9 @@ def main() -> None:
                     os.environ.pop(k, None)
                 os.environ.update(VARIANTS[variant])
                 run = uuid.uuid4().hex[:8]
+                if LOADER_VARIANTS & set(args.variants):
+                    stack.down(only=["loader"])
+                    stack.up(only=["loader"])
                 if rep == 0 or not args.keep_job:
                     stack.down(only=["flink-job"])
                     stack.up(only=["flink-job"])

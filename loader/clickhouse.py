@@ -49,6 +49,11 @@ class LockedClient:
         with self.lock:
             self.client.insert(table, rows, column_names=column_names)
 
+    def raw_insert(self, table: str, body: bytes, fmt: str, settings: dict | None = None) -> None:
+        """Insert bytes that ClickHouse parses itself (e.g. JSONEachRow)."""
+        with self.lock:
+            self.client.raw_insert(table, None, body, settings=settings, fmt=fmt)
+
     def query(self, sql: str, parameters: dict | None = None):
         with self.lock:
             return self.client.query(sql, parameters=parameters)

@@ -9,6 +9,12 @@ a re-delivered original (its version is one millisecond later), so delivery is a
 and storage is effectively-once.
 A failed insert is retried with backoff and the batch is kept; nothing is committed until
 it lands. A record that cannot be converted becomes a dead-letter row, never a stop.
+
+The hot path (issue #15): an on-time priced span whose fields have the expected types (checked
+on an orjson parse, rows.json_intake_ok) is not converted in Python: its bytes go to ClickHouse
+as JSONEachRow (token_spans_json -> view -> token_spans, sql/migrations/0016), whose C++ parser
+reads cost_usd's digits straight into Decimal. If that insert fails, the same records take the
+Python path (rows.priced_span_row) and its retries, so the fast path never loses a record.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from kafka import KafkaConsumer
+import orjson
 
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.outcomes import OUTCOME_COLUMNS, OutcomeEvent, outcome_row
@@ -25,6 +31,7 @@ from tokenpulse.settings import KafkaSettings, LoaderSettings
 
 from . import rows
 from .clickhouse import LockedClient
+from .kafka_source import open_source
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +50,30 @@ class Batch:
     outcomes: list[list] = field(default_factory=list)
     tool_calls: list[list] = field(default_factory=list)
     attributions: list[rows.Attribution] = field(default_factory=list)
+    # priced spans stored as their own JSON (the fast path), with where they came from
+    token_span_json: list[tuple[str, int, int, bytes]] = field(default_factory=list)
     records: int = 0
+    json_intake: bool = True
 
     def add(self, topic: str, partition: int, offset: int, value: bytes) -> None:
         self.records += 1
+        if self.json_intake and topic == topics.PRICED_SPANS.name:
+            try:
+                fast = rows.json_intake_ok(orjson.loads(value))
+            except (orjson.JSONDecodeError, AttributeError):  # not JSON / not an object: the Python path says why
+                fast = False
+            if fast:
+                self.token_span_json.append((topic, partition, offset, value.replace(b"\n", b" ")))
+                return
+        self._add_converted(topic, partition, offset, value)
+
+    def json_intake_failed(self) -> None:
+        """The fast insert failed: convert those records in Python instead (kept, not lost)."""
+        pending, self.token_span_json = self.token_span_json, []
+        for topic, partition, offset, value in pending:
+            self._add_converted(topic, partition, offset, value)
+
+    def _add_converted(self, topic: str, partition: int, offset: int, value: bytes) -> None:
         try:
             doc = rows.parse(value)
             if topic == topics.PRICED_SPANS.name:
@@ -84,6 +111,8 @@ class LoaderStats:
     batches: int = 0
     records: int = 0
     token_spans: int = 0
+    token_spans_json: int = 0  # of token_spans: stored by the fast path
+    json_intake_fallbacks: int = 0
     spend_1m: int = 0
     dead_letters: int = 0
 
@@ -93,15 +122,7 @@ class KafkaToClickHouse:
         self.cfg, self.store = cfg, store
         self.stats = LoaderStats()
         self._running = True
-        self.consumer = KafkaConsumer(
-            *SOURCE_TOPICS,
-            **kafka.client_options(),
-            group_id=cfg.consumer_group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=cfg.batch_max_rows,
-            client_id="tokenpulse-loader",
-        )
+        self.consumer = open_source(kafka, cfg, SOURCE_TOPICS)
 
     def stop(self) -> None:
         self._running = False
@@ -114,22 +135,20 @@ class KafkaToClickHouse:
         self.consumer.close()
 
     def _collect(self) -> Batch:
-        batch = Batch()
+        batch = Batch(json_intake=self.cfg.json_intake)
         deadline = time.monotonic() + self.cfg.batch_max_ms / 1000
         while self._running and batch.records < self.cfg.batch_max_rows:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
             try:
-                polled = self.consumer.poll(timeout_ms=remaining_ms,
-                                            max_records=self.cfg.batch_max_rows - batch.records)
+                polled = self.consumer.poll(self.cfg.batch_max_rows - batch.records, remaining_ms)
             except Exception as exc:  # noqa: BLE001 - broker away: keep what we have, try again
                 log.warning("poll failed (%s); retrying", exc)
                 time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
                 continue
-            for tp, records in polled.items():
-                for r in records:
-                    batch.add(tp.topic, tp.partition, r.offset, r.value)
+            for topic, partition, offset, value in polled:
+                batch.add(topic, partition, offset, value)
         return batch
 
     def _amend(self, attributions: list[rows.Attribution]) -> None:
@@ -141,7 +160,20 @@ class KafkaToClickHouse:
                 sql, params = rows.attribution_statement(table, columns, mine)
                 self.store.command(sql, params)
 
+    def _insert_json(self, batch: Batch) -> None:
+        if not batch.token_span_json:
+            return
+        body = b"\n".join(value for _, _, _, value in batch.token_span_json)
+        try:
+            self.store.raw_insert(rows.JSON_INTAKE_TABLE, body, "JSONEachRow", rows.JSON_INTAKE_SETTINGS)
+        except Exception as exc:  # noqa: BLE001 - store away or a record it refuses: the Python path decides
+            log.warning("JSON insert of %d priced spans failed (%s); converting them in Python instead",
+                        len(batch.token_span_json), str(exc)[:300])
+            self.stats.json_intake_fallbacks += 1
+            batch.json_intake_failed()
+
     def _flush(self, batch: Batch) -> None:
+        self._insert_json(batch)
         backoff = 0.5
         while True:
             try:
@@ -172,10 +204,12 @@ class KafkaToClickHouse:
         s = self.stats
         s.batches += 1
         s.records += batch.records
-        s.token_spans += len(batch.token_spans)
+        s.token_spans += len(batch.token_spans) + len(batch.token_span_json)
+        s.token_spans_json += len(batch.token_span_json)
         s.spend_1m += len(batch.spend_1m)
         s.dead_letters += len(batch.dead_letters)
-        log.info("batch %d: %d records -> token_spans %d, spend_1m %d, dead_letters %d, alerts %d, dispatches %d, "
-                 "outcomes %d, tool_calls %d, attributions %d", s.batches, batch.records, len(batch.token_spans),
+        log.info("batch %d: %d records -> token_spans %d (%d as JSON), spend_1m %d, dead_letters %d, alerts %d, "
+                 "dispatches %d, outcomes %d, tool_calls %d, attributions %d", s.batches, batch.records,
+                 len(batch.token_spans) + len(batch.token_span_json), len(batch.token_span_json),
                  len(batch.spend_1m), len(batch.dead_letters), len(batch.alerts), len(batch.alert_dispatches),
                  len(batch.outcomes), len(batch.tool_calls), len(batch.attributions))

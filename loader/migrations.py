@@ -72,7 +72,8 @@ def statements(migration: Migration, direction: str, cluster: str | None = None)
     path = migration.up if direction == "up" else migration.down
     if not cluster:
         return split_statements(path.read_text())
-    return cluster_ddl.rewrite_file(path, cluster_ddl.replicated_tables(path.parent), cluster)
+    return cluster_ddl.rewrite_file(path, cluster_ddl.replicated_tables(path.parent), cluster,
+                                    cluster_ddl.null_tables(path.parent))
 
 
 def applied_versions(client: Client, cluster: str | None = None) -> set[int]:

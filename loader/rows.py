@@ -119,6 +119,45 @@ def priced_span_row(doc: dict) -> list:
     return [row.get(c) for c in TOKEN_SPAN_COLUMNS]
 
 
+# The fast path (sql/migrations/0016): a priced span whose fields have the types
+# priced_span_row accepts is stored as its own JSON bytes; ClickHouse converts it.
+JSON_INTAKE_TABLE = "token_spans_json"
+JSON_INTAKE_SETTINGS = {"input_format_skip_unknown_fields": 1}
+_INTAKE_TEXT = ("tenant", "service", "team", "trace_id", "span_id", "operation", "provider", "model", "runtime_id")
+_INTAKE_MS = ("start_ms", "end_ms", "received_ms")
+_INTAKE_ENUMS = {"runtime_kind": ("cloud", "edge"), "status": ("ok", "error")}
+_INTAKE_COUNTS = (*_TOKEN_FIELDS, "revision")
+_INTAKE_MONEY = ("cost_usd", *_EXTRA_MONEY_FIELDS)
+
+
+def json_intake_ok(doc: dict) -> bool:
+    """True when this priced-topic record (parsed by a fast parser, floats and all: only types
+    are read here) is an on-time LLM call whose JSON ClickHouse can store as it is, and would
+    store exactly as priced_span_row does. Anything else takes the Python path, which converts
+    it or dead-letters it with a reason; a late span also needs its rollup part, built there."""
+    if doc.get("record", "span") != "span" or doc.get("is_late") is not False or type(doc.get("priced")) is not bool:
+        return False
+    for f in _INTAKE_TEXT:
+        if type(doc.get(f)) is not str:
+            return False
+    for f in _INTAKE_MS:
+        v = doc.get(f)
+        if type(v) is not int or not 0 <= v < 2**53:
+            return False
+    for f, allowed in _INTAKE_ENUMS.items():
+        if doc.get(f) not in allowed:
+            return False
+    for f in _INTAKE_COUNTS:
+        v = doc.get(f)
+        if v is not None and (type(v) is not int or not 0 <= v < 2**63):
+            return False
+    for f in _INTAKE_MONEY:
+        v = doc.get(f)
+        if type(v) not in (int, float) and not (v is None and f != "cost_usd"):
+            return False
+    return True
+
+
 def _extra_money(doc: dict, row: dict) -> None:
     for f in _EXTRA_MONEY_FIELDS:
         row[f] = _money(doc.get(f) or 0, f)

@@ -16,9 +16,12 @@ shards x replicas (docs/clickhouse_cluster.md):
 * `DROP TABLE t` drops `t` then `t_local` (`SYNC`, so an `up` right after a `down` can reuse
   the replication path in Keeper); views and everything else get `ON CLUSTER`.
 * `INSERT` runs once, through the Distributed table.
+* `CREATE TABLE t ... ENGINE = Null` (an intake that stores nothing and only feeds a view) and
+  `CREATE MATERIALIZED VIEW v TO t` get `ON CLUSTER`: every node has the intake and its view,
+  and the view writes into the Distributed `t`, so rows inserted on any node reach their shard.
 
-Statements this module cannot rewrite safely (materialized views, RENAME, non-MergeTree
-tables, ...) raise `UnsupportedStatement` naming the file: extend this module then, the
+Statements this module cannot rewrite safely (materialized views without TO, RENAME, other
+engines, ...) raise `UnsupportedStatement` naming the file: extend this module then, the
 regeneration test (tests/unit/sql/) fails until someone does.
 
     python -m tokenpulse.sql.cluster_ddl [--cluster NAME] [--out DIR] [--check]
@@ -171,11 +174,20 @@ def sharding_key(table: CreateTable) -> str:
 
 def replicated_tables(migrations_dir: Path = MIGRATIONS_DIR) -> set[str]:
     """Names of every *MergeTree table any migration creates (they get _local + Distributed)."""
+    return _tables_created(migrations_dir, lambda engine: engine.endswith("MergeTree"))
+
+
+def null_tables(migrations_dir: Path = MIGRATIONS_DIR) -> set[str]:
+    """Names of every Null-engine intake table any migration creates (one per node, no _local)."""
+    return _tables_created(migrations_dir, lambda engine: engine == "Null")
+
+
+def _tables_created(migrations_dir: Path, engine_matches) -> set[str]:
     names = set()
     for path in sorted(migrations_dir.glob("*.up.sql")):
         for stmt in _statements(path.read_text()):
             table = CreateTable.parse(stmt)
-            if table and table.engine.endswith("MergeTree"):
+            if table and engine_matches(table.engine):
                 names.add(table.name)
     return names
 
@@ -203,6 +215,8 @@ def _on(cluster: str) -> str:
 
 
 def _create_table(table: CreateTable, cluster: str) -> list[str]:
+    if table.engine == "Null":  # stores nothing: the same table on every node, feeding its view
+        return [f"CREATE TABLE IF NOT EXISTS {table.name} {_on(cluster)}\n({table.columns})\nENGINE = Null"]
     if not table.engine.endswith("MergeTree") or table.engine.startswith("Replicated"):
         raise UnsupportedStatement(f"CREATE TABLE {table.name}: engine {table.engine} has no replicated rewrite here")
     local = table.name + LOCAL_SUFFIX
@@ -234,8 +248,10 @@ def _alter_table(stmt: str, name: str, clauses_at: int, cluster: str) -> list[st
     return out
 
 
-def rewrite_statement(stmt: str, tables: set[str], cluster: str = CLUSTER_MACRO) -> list[str]:
-    """The clustered statements for one single-node statement, in execution order."""
+def rewrite_statement(stmt: str, tables: set[str], cluster: str = CLUSTER_MACRO,
+                      intakes: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """The clustered statements for one single-node statement, in execution order
+    (`tables`: the replicated tables; `intakes`: the Null-engine ones)."""
     comments, sql = _leading_comments(stmt)
     masked = mask(sql)
     table = CreateTable.parse(sql)
@@ -246,6 +262,8 @@ def rewrite_statement(stmt: str, tables: set[str], cluster: str = CLUSTER_MACRO)
         if m.group(1) not in tables:
             raise UnsupportedStatement(f"ALTER TABLE {m.group(1)}: not a table created by a migration")
         out = _alter_table(sql, m.group(1), m.end(), cluster)
+    elif (m := re.match(rf"DROP\s+TABLE\s+(IF\s+EXISTS\s+)?{_IDENT}\s*$", masked, re.I)) and m.group(2) in intakes:
+        out = [f"DROP TABLE {m.group(1) or ''}{m.group(2)} {_on(cluster)} SYNC"]
     elif m := re.match(rf"DROP\s+TABLE\s+(IF\s+EXISTS\s+)?{_IDENT}\s*$", masked, re.I):
         name, if_exists = m.group(2), m.group(1) or ""
         if name not in tables:
@@ -254,6 +272,11 @@ def rewrite_statement(stmt: str, tables: set[str], cluster: str = CLUSTER_MACRO)
                f"DROP TABLE {if_exists}{name}{LOCAL_SUFFIX} {_on(cluster)} SYNC"]
     elif m := re.match(rf"(CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?{_IDENT})\s+AS\b", masked, re.I):
         out = [f"{sql[:m.end(1)]} {_on(cluster)}{sql[m.end(1):]}"]  # reads the Distributed tables
+    elif m := re.match(rf"(CREATE\s+MATERIALIZED\s+VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?{_IDENT})\s+TO\s+{_IDENT}\s+AS\b",
+                       masked, re.I):
+        if m.group(3) not in tables:
+            raise UnsupportedStatement(f"materialized view {m.group(2)} writes to {m.group(3)}, not a replicated table")
+        out = [f"{sql[:m.end(1)]} {_on(cluster)}{sql[m.end(1):]}"]  # writes through the Distributed table
     elif m := re.match(rf"(DROP\s+VIEW\s+(?:IF\s+EXISTS\s+)?{_IDENT})\s*$", masked, re.I):
         out = [f"{sql[:m.end(1)]} {_on(cluster)} SYNC"]
     elif m := re.match(rf"(OPTIMIZE|TRUNCATE)\s+TABLE\s+(IF\s+EXISTS\s+)?{_IDENT}", masked, re.I):
@@ -267,24 +290,26 @@ def rewrite_statement(stmt: str, tables: set[str], cluster: str = CLUSTER_MACRO)
     return [comments + out[0], *out[1:]]
 
 
-def rewrite_file(path: Path, tables: set[str], cluster: str = CLUSTER_MACRO) -> list[str]:
+def rewrite_file(path: Path, tables: set[str], cluster: str = CLUSTER_MACRO,
+                 intakes: frozenset[str] | set[str] = frozenset()) -> list[str]:
     try:
-        return [s for stmt in _statements(path.read_text()) for s in rewrite_statement(stmt, tables, cluster)]
+        return [s for stmt in _statements(path.read_text()) for s in rewrite_statement(stmt, tables, cluster, intakes)]
     except UnsupportedStatement as exc:
         raise UnsupportedStatement(f"{path.name}: {exc}") from None
 
 
-def render_file(path: Path, tables: set[str], cluster: str = CLUSTER_MACRO) -> str:
+def render_file(path: Path, tables: set[str], cluster: str = CLUSTER_MACRO,
+                intakes: frozenset[str] | set[str] = frozenset()) -> str:
     header = (f"-- GENERATED from sql/migrations/{path.name} by `tokenpulse sql-cluster-ddl` (sql/cluster_ddl.py).\n"
               f"-- Do not edit: change the single-node migration (or the generator) and regenerate.\n")
-    return header + "".join(s + ";\n\n" for s in rewrite_file(path, tables, cluster)).rstrip("\n") + "\n"
+    return header + "".join(s + ";\n\n" for s in rewrite_file(path, tables, cluster, intakes)).rstrip("\n") + "\n"
 
 
 def generate(out_dir: Path = CLUSTER_DIR, cluster: str = CLUSTER_MACRO,
              migrations_dir: Path = MIGRATIONS_DIR) -> dict[str, str]:
     """{file name: text} of the clustered variant of every migration file."""
-    tables = replicated_tables(migrations_dir)
-    return {p.name: render_file(p, tables, cluster)
+    tables, intakes = replicated_tables(migrations_dir), null_tables(migrations_dir)
+    return {p.name: render_file(p, tables, cluster, intakes)
             for p in sorted(migrations_dir.glob("*.sql")) if _MIGRATION.match(p.name)}
 
 

@@ -91,6 +91,21 @@ class KafkaSettings(BaseSettings):
             opts["ssl_password"] = self.ssl_password.get_secret_value()
         return opts
 
+    def librdkafka_options(self) -> dict:
+        """The same connection and security settings for librdkafka (confluent-kafka)."""
+        opts: dict = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            opts["sasl.mechanism"] = self.sasl_mechanism
+            opts["sasl.username"] = self.sasl_username
+            opts["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        for name, key in (("ssl_cafile", "ssl.ca.location"), ("ssl_certfile", "ssl.certificate.location"),
+                          ("ssl_keyfile", "ssl.key.location")):
+            if getattr(self, name) is not None:
+                opts[key] = str(getattr(self, name))
+        if self.ssl_password is not None:
+            opts["ssl.key.password"] = self.ssl_password.get_secret_value()
+        return {k: v for k, v in opts.items() if v is not None}
+
     @model_validator(mode="after")
     def _check_replication(self) -> KafkaSettings:
         if self.min_insync_replicas > self.replication_factor:
@@ -300,6 +315,12 @@ class LoaderSettings(BaseSettings):
     consumer_group: str = "tokenpulse-loader"
     batch_max_rows: int = Field(default=10_000, ge=1)
     batch_max_ms: int = Field(default=1000, ge=10)
+    # Store on-time priced spans as their own JSON, converted by ClickHouse (sql/migrations/0016);
+    # false: every record through the Python conversion (loader/rows.py), as before issue #15.
+    json_intake: bool = True
+    # The Kafka client the loader reads with (loader/kafka_source.py): librdkafka (C) or the
+    # pure-Python kafka-python it used before issue #15.
+    kafka_client: Literal["librdkafka", "kafka-python"] = "librdkafka"
     # The loader owns the embedded store, so it also answers `tokenpulse sql` here.
     query_host: str = "127.0.0.1"
     query_port: int = 18124

@@ -1,11 +1,9 @@
 """The loader keeps running when Kafka goes away under it: a failed poll or offset commit is
 logged and retried, never fatal (a dead loader stopped all loading until restarted)."""
 
-from types import SimpleNamespace
-
 from kafka.errors import KafkaConnectionError
 
-from tokenpulse.loader.kafka_to_clickhouse import Batch, KafkaToClickHouse
+from tokenpulse.loader.kafka_to_clickhouse import Batch, KafkaToClickHouse, LoaderStats
 from tokenpulse.settings import LoaderSettings
 
 
@@ -13,11 +11,11 @@ class FlakyConsumer:
     def __init__(self) -> None:
         self.polls = self.commits = 0
 
-    def poll(self, timeout_ms, max_records):
+    def poll(self, max_records, timeout_ms):
         self.polls += 1
         if self.polls == 1:
             raise KafkaConnectionError("111 ECONNREFUSED")
-        return {}
+        return []
 
     def commit(self):
         self.commits += 1
@@ -35,7 +33,7 @@ class Store:
 def loader(consumer, store):
     obj = KafkaToClickHouse.__new__(KafkaToClickHouse)  # no real consumer: only the loop's error handling
     obj.cfg, obj.store, obj.consumer, obj._running = LoaderSettings(batch_max_ms=50), store, consumer, True
-    obj.stats = SimpleNamespace(batches=0, records=0, token_spans=0, spend_1m=0, dead_letters=0)
+    obj.stats = LoaderStats()
     return obj
 
 

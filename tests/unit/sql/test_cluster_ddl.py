@@ -159,7 +159,7 @@ def test_sharding_keys_keep_every_copy_of_a_row_on_one_shard():
     for path in sorted(MIGRATIONS_DIR.glob("*.up.sql")):
         for stmt in split_statements(path.read_text()):
             table = cluster_ddl.CreateTable.parse(stmt)
-            if not table:
+            if not table or table.engine == "Null":  # an intake stores nothing: nothing to shard
                 continue
             key = cluster_ddl.sharding_key(table)
             used = set(re.findall(r"\b([a-z_][a-z0-9_]*)\b(?!\s*\()", key))
@@ -214,8 +214,24 @@ def test_a_table_without_tenant_shards_by_its_whole_sort_key(tmp_path):
     assert "Distributed('{cluster}', currentDatabase(), q_local, cityHash64(topic, p, o))" in up
 
 
+def test_an_intake_and_its_view_exist_on_every_node_and_write_through_the_distributed_table(tmp_path):
+    d = write_migrations(tmp_path, {
+        "0001_create_t.up.sql": "CREATE TABLE t (tenant String, v UInt64) ENGINE = MergeTree ORDER BY tenant",
+        "0001_create_t.down.sql": "DROP TABLE t",
+        "0002_create_t_json.up.sql": "CREATE TABLE t_json (tenant String, v Int64) ENGINE = Null;\n"
+                                     "CREATE MATERIALIZED VIEW IF NOT EXISTS t_mv TO t AS SELECT tenant, toUInt64(v) AS v FROM t_json",
+        "0002_create_t_json.down.sql": "DROP VIEW IF EXISTS t_mv;\nDROP TABLE IF EXISTS t_json"})
+    files = cluster_ddl.generate(migrations_dir=d)
+    up, down = files["0002_create_t_json.up.sql"], files["0002_create_t_json.down.sql"]
+    assert "CREATE TABLE IF NOT EXISTS t_json ON CLUSTER '{cluster}'" in up and "ENGINE = Null" in up
+    assert "t_json_local" not in up and "Distributed" not in up  # stores nothing: no shards of it
+    assert "CREATE MATERIALIZED VIEW IF NOT EXISTS t_mv ON CLUSTER '{cluster}' TO t AS" in up  # t: the Distributed table
+    assert "DROP TABLE IF EXISTS t_json ON CLUSTER '{cluster}' SYNC" in down and "t_json_local" not in down
+
+
 @pytest.mark.parametrize("statement, why", [
-    ("CREATE MATERIALIZED VIEW mv TO t AS SELECT 1", "no clustered rewrite"),
+    ("CREATE MATERIALIZED VIEW mv AS SELECT 1", "no clustered rewrite"),  # no TO: an inner table
+    ("CREATE MATERIALIZED VIEW mv TO elsewhere AS SELECT 1", "not a replicated table"),
     ("CREATE TABLE m (a UInt8) ENGINE = Memory", "engine Memory"),
     ("ALTER TABLE unknown_table ADD COLUMN a UInt8", "not a table created by a migration"),
     ("RENAME TABLE t TO u", "no clustered rewrite"),
