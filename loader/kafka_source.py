@@ -57,6 +57,10 @@ class LibrdkafkaSource:
         self._consumer = Consumer({
             **kafka.librdkafka_options(), "group.id": cfg.consumer_group, "client.id": "tokenpulse-loader",
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            # librdkafka fetches in the background: with the default fetch.min.bytes = 1 the broker
+            # answers every few produced batches, which cost the broker more CPU than the loader
+            # saved (bench/consumer_cost.py). The loader batches for a second anyway.
+            "fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": 200,
             # the loader's topics may not exist yet on a fresh broker: wait for them, do not fail
             "topic.metadata.refresh.interval.ms": 5000,
         })
