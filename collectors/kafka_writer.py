@@ -68,6 +68,7 @@ def producer_config(kafka: KafkaSettings, client_id: str) -> dict:
         # a record not acknowledged in 2 minutes fails (kafka-python's delivery timeout); the
         # sender has long been told 503 by then and retries
         "message.timeout.ms": 120_000,
+        "logger": logging.getLogger("librdkafka"),  # its own log lines through ours (served by poll)
     }
 
 

@@ -61,6 +61,7 @@ class LibrdkafkaSource:
             # answers every few produced batches, which cost the broker more CPU than the loader
             # saved (bench/consumer_cost.py). The loader batches for a second anyway.
             "fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": 200,
+            "logger": logging.getLogger("librdkafka"),  # its log lines through ours (served by consume)
             # the loader's topics may not exist yet on a fresh broker: wait for them, do not fail
             "topic.metadata.refresh.interval.ms": 5000,
         })
