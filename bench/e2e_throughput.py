@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tqdm import tqdm  # noqa: E402
 
 from tokenpulse.collectors.genai_mapping import map_span  # noqa: E402
+from tokenpulse.collectors.kafka_writer import producer_config  # noqa: E402
 from tokenpulse.collectors.otlp_decode import decode  # noqa: E402
 from tokenpulse.schemas import topics  # noqa: E402
 from tokenpulse.settings import Settings  # noqa: E402
@@ -77,11 +78,17 @@ def collector_records(bodies: list[bytes]) -> list[tuple[bytes, bytes]]:
     return records
 
 
-def raw_kafka(settings: Settings, records: list[tuple[bytes, bytes]]) -> dict:
-    topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
+def fresh_topic(settings: Settings, prefix: str) -> str:
+    """A new topic with the raw topic's 4 partitions, so each client is measured on an empty log."""
+    topic = f"{prefix}.{uuid.uuid4().hex[:6]}"
     admin = KafkaAdminClient(**settings.kafka.client_options())
     admin.create_topics([NewTopic(topic, 4, 1)])
     admin.close()
+    return topic
+
+
+def raw_kafka(settings: Settings, records: list[tuple[bytes, bytes]]) -> dict:
+    topic = fresh_topic(settings, "bench.raw")
     producer = KafkaProducer(**settings.kafka.client_options(), acks="all", enable_idempotence=True,
                              linger_ms=5, compression_type="lz4", batch_size=settings.kafka.producer_batch_bytes)
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -110,14 +117,9 @@ def librdkafka(settings: Settings, records: list[tuple[bytes, bytes]]) -> dict:
     CPU-µs per record of this process for both clients is the number the collector and loader pay."""
     from confluent_kafka import Consumer, Producer
 
-    topic = f"bench.rd.{uuid.uuid4().hex[:6]}"
-    admin = KafkaAdminClient(**settings.kafka.client_options())
-    admin.create_topics([NewTopic(topic, 4, 1)])
-    admin.close()
+    topic = fresh_topic(settings, "bench.rd")
     conf = settings.kafka.librdkafka_options()
-    producer = Producer({**conf, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
-                         "compression.type": "lz4", "batch.size": settings.kafka.producer_batch_bytes,
-                         "partitioner": "murmur2_random"})
+    producer = Producer(producer_config(settings.kafka, "bench"))  # exactly the collector's settings
     cpu0, t0 = time.process_time(), time.perf_counter()
     for key, value in records:
         while True:
@@ -156,10 +158,7 @@ def java_kafka_perf(settings: Settings, values: list[bytes], num_records: int) -
     jars = settings.paths.kafka_jars
     if not any(jars.glob("kafka-tools-[0-9]*.jar")):
         raise SystemExit(f"no kafka-tools jar in {jars}: run `make jars` (infra/maven/pom.xml pins it)")
-    topic = f"bench.java.{uuid.uuid4().hex[:6]}"
-    admin = KafkaAdminClient(**settings.kafka.client_options())
-    admin.create_topics([NewTopic(topic, 4, 1)])
-    admin.close()
+    topic = fresh_topic(settings, "bench.java")
     bootstrap = settings.kafka.bootstrap_servers
     with tempfile.NamedTemporaryFile("wb", suffix=".payloads", delete=False) as f:
         f.write(b"\n".join(v.replace(b"\n", b" ") for v in values))  # one payload per line
