@@ -18,11 +18,12 @@ from tokenpulse.schemas.tenants import load_tenants
 from tokenpulse.settings import Settings
 
 from .breaker_board import BreakerBoard, BreakerFeed, KafkaAlertConsumer
+from .http_server import make_server
 from .kafka_otlp_ingest import check_inputs, start_ingests
 from .kafka_writer import HeartbeatThread, SpanWriter, WriteFailed
 from .metrics import CollectorMetrics
 from .otlp_grpc import make_grpc_server, server_credentials
-from .otlp_http import TraceReceiver, make_server, server_tls_context
+from .otlp_http import TraceReceiver, server_tls_context
 from .outcome_intake import OutcomeIntake, OutcomeWriter
 
 log = logging.getLogger("tokenpulse.collector")
@@ -85,7 +86,7 @@ def run(settings: Settings) -> None:
              "metrics at /metrics) -> Kafka %s", cfg.collector_id, scheme, cfg.host, cfg.port, len(tenants.tenants),
              cfg.max_inflight_requests, settings.kafka.bootstrap_servers)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever()
     finally:
         # Inputs first, so nothing writes after the producer closes; in-flight gRPC calls
         # get a few seconds to finish.

@@ -69,6 +69,7 @@ class BreakerBoard:
         self._version = self._start_version
         self._tenant_version: dict[str, int] = {}
         self._changed = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def version(self) -> int:
@@ -122,6 +123,22 @@ class BreakerBoard:
             first_per_session.setdefault(s.session_id, s)
         return version, sorted(first_per_session.values(), key=lambda s: s.session_id)
 
+    def tenant_version(self, tenant: str) -> int:
+        with self._changed:
+            return self._tenant_version.get(tenant, self._start_version)
+
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after every change, on the changing thread with the board locked (so
+        it must be quick: the HTTP server's schedules a wake-up on its event loop, where long
+        polls wait without a thread each). Returns the function that unsubscribes it."""
+        with self._changed:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._changed:
+                self._listeners.remove(listener)
+        return unsubscribe
+
     def wait_for_change(self, since_version: int, timeout_s: float, *, tenant: str | None = None) -> int:
         """Block until the version (the tenant's, if given) differs from since_version, or
         timeout_s passes; returns the version then. Returns at once if it already differs."""
@@ -154,6 +171,8 @@ class BreakerBoard:
         for t in tenants:
             self._tenant_version[t] = self._version
         self._changed.notify_all()
+        for listener in self._listeners:
+            listener()
 
 
 # --- feeding the board from Kafka ------------------------------------------------------

@@ -28,7 +28,6 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.events import DeadLetter, TokenSpan
@@ -38,9 +37,10 @@ from tokenpulse.settings import CollectorSettings, EdgeCollectorSettings, Settin
 
 from .edge_buffer import BufferFull, EdgeBuffer, OutgoingRecord
 from .edge_forwarder import Backoff, Forwarder, KafkaSender
+from .http_server import CollectorServer
 from .kafka_writer import WriteFailed
 from .metrics import CONTENT_TYPE, EdgeCounters, render_prometheus
-from .otlp_http import TraceReceiver, make_server
+from .otlp_http import Reply, TraceReceiver
 
 log = logging.getLogger("tokenpulse.edge")
 
@@ -88,37 +88,21 @@ def health(buffer: EdgeBuffer, forwarder: Forwarder, counters: EdgeCounters, col
 
 
 def make_edge_server(receiver: TraceReceiver, buffer: EdgeBuffer, forwarder: Forwarder, counters: EdgeCounters,
-                     cfg: EdgeCollectorSettings, http: CollectorSettings) -> ThreadingHTTPServer:
+                     cfg: EdgeCollectorSettings, http: CollectorSettings) -> CollectorServer:
     """The main collector's server (POST /v1/traces exactly as there), with the edge's own
     GET routes and a Retry-After on every 503 (on the edge, 503 means "buffer full")."""
-    server = make_server(receiver, http)  # no breaker board on the edge
+    def health_reply() -> Reply:
+        doc = health(buffer, forwarder, counters, cfg.collector_id)
+        return Reply(HTTPStatus.OK, json.dumps(doc).encode(), "application/json")
 
-    class EdgeHandler(server.RequestHandlerClass):
-        def send_response(self, code, message=None) -> None:
-            super().send_response(code, message)
-            if code == HTTPStatus.SERVICE_UNAVAILABLE:
-                self.send_header("Retry-After", str(cfg.refused_retry_after_s))
+    def metrics_reply() -> Reply:
+        text = render_prometheus(counters, buffer.stats(), now_ms=int(time.time() * 1000),
+                                 kafka_reachable=forwarder.kafka_reachable)
+        return Reply(HTTPStatus.OK, text.encode(), CONTENT_TYPE)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
-            if self.path == "/health":
-                doc = health(buffer, forwarder, counters, cfg.collector_id)
-                self._reply(HTTPStatus.OK, json.dumps(doc).encode(), "application/json")
-            elif self.path == "/metrics":
-                text = render_prometheus(counters, buffer.stats(), now_ms=int(time.time() * 1000),
-                                         kafka_reachable=forwarder.kafka_reachable)
-                self._reply(HTTPStatus.OK, text.encode(), CONTENT_TYPE)
-            else:
-                self._reply(HTTPStatus.NOT_FOUND, b"GET /health, GET /metrics, POST /v1/traces\n", "text/plain")
-
-        def _reply(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server.RequestHandlerClass = EdgeHandler
-    return server
+    # no breaker board and no outcome intake on the edge
+    return CollectorServer(receiver, http, get_routes={"/health": health_reply, "/metrics": metrics_reply},
+                           retry_after_on_503_s=cfg.refused_retry_after_s)
 
 
 def _exit_on_signal(signum, _frame) -> None:
@@ -149,7 +133,7 @@ def run(settings: Settings) -> None:
              len(tenants.tenants), buffer_dir, stats.records, stats.bytes, stats.max_bytes,
              settings.kafka.bootstrap_servers)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever()
     finally:
         server.server_close()
         forwarder.stop()

@@ -1,4 +1,4 @@
-"""The OTLP/HTTP trace receiver: POST /v1/traces -> Kafka.
+"""The OTLP trace receiver, transport-free: POST /v1/traces (and gRPC Export) -> Kafka.
 
 Flow of one request:
   authenticate (API key -> tenant)  ->  limit and gunzip the body  ->  decode OTLP
@@ -11,9 +11,9 @@ Status codes: 200 (with partial_success when spans were rejected), 400 malformed
 Retry-After when `max_inflight_requests` export requests are already in flight (OTLP
 exporters retry on 503 and honour Retry-After).
 
-The same server answers GET /v1/breakers (long poll) with the sessions the caller's tenant
-must stop, from the BreakerBoard (breaker_board.py), when the board is on; GET /metrics
-(Prometheus text, metrics.py) and GET /health. With a TLS context it serves HTTPS only.
+Also the replies of the other routes (GET /v1/breakers: the sessions the caller's tenant must
+stop, from the BreakerBoard; GET /metrics) and the TLS context. The HTTP server that carries
+requests here is http_server.py, the gRPC one otlp_grpc.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-import sys
 import threading
 import time
 import zlib
@@ -29,8 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -43,25 +41,14 @@ from tokenpulse.settings import CollectorSettings
 from .breaker_board import BreakerBoard
 from .genai_mapping import MappingRules, Rejection, default_senders, map_span
 from .kafka_writer import SpanWriter, WriteFailed
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import CollectorMetrics
 from .otlp_decode import MalformedRequest, OtlpSpan, decode
-from .outcome_intake import OUTCOMES_PATH, OutcomeIntake
 
 log = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
 BREAKERS_PATH = "/v1/breakers"
 GRPC_INVALID_ARGUMENT, GRPC_NOT_FOUND, GRPC_UNAUTHENTICATED, GRPC_UNAVAILABLE = 3, 5, 16, 14
-# A client that connects but never finishes the TLS handshake holds only its own thread, and
-# only this long.
-TLS_HANDSHAKE_TIMEOUT_S = 10.0
-# A socket read (request line, headers, a piece of the body) may stall this long. Without it a
-# sender that declares Content-Length N and sends less holds its thread and in-flight slot
-# forever, and max_inflight_requests such senders shut the collector. Idle keep-alive
-# connections are closed after it too (exporters reconnect).
-SOCKET_READ_TIMEOUT_S = 30.0
-_DISCARD_CHUNK = 64 * 1024
 INTERNAL_ERROR_REASON = "internal error while mapping the span"  # the fuzz tests expect none
 
 
@@ -181,7 +168,7 @@ class TraceReceiver:
         tenant = self.tenants.tenant_for_key(api_key) if api_key else None
         if tenant is None:
             why = "missing API key" if not api_key else "unknown API key"
-            return _error(HTTPStatus.UNAUTHORIZED, GRPC_UNAUTHENTICATED, f"{why}: send 'Authorization: Bearer <key>'", is_json)
+            return error_reply(HTTPStatus.UNAUTHORIZED, GRPC_UNAUTHENTICATED, f"{why}: send 'Authorization: Bearer <key>'", is_json)
         return tenant
 
     @contextmanager
@@ -195,7 +182,7 @@ class TraceReceiver:
             return
         if not self.limit.try_enter():
             self.metrics.refused_busy(transport)
-            busy = _error(HTTPStatus.SERVICE_UNAVAILABLE, GRPC_UNAVAILABLE,
+            busy = error_reply(HTTPStatus.SERVICE_UNAVAILABLE, GRPC_UNAVAILABLE,
                           f"collector busy ({self.limit.capacity} export requests in flight), "
                           f"retry in {self.busy_retry_after_s} s", is_json)
             yield replace(busy, retry_after_s=self.busy_retry_after_s)
@@ -219,13 +206,13 @@ class TraceReceiver:
         """Decode, map and write an authenticated tenant's request (the caller holds a slot)."""
         is_json = is_json_type(content_type)
         try:
-            body = _inflate(body, content_encoding, self.max_body_bytes)
+            body = inflate_body(body, content_encoding, self.max_body_bytes)
             spans = decode(body, content_type)
-        except _TooLarge as exc:
-            return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, GRPC_INVALID_ARGUMENT, str(exc), is_json)
+        except BodyTooLarge as exc:
+            return error_reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, GRPC_INVALID_ARGUMENT, str(exc), is_json)
         except MalformedRequest as exc:
             status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE if "Content-Type" in str(exc) else HTTPStatus.BAD_REQUEST
-            return _error(status, GRPC_INVALID_ARGUMENT, str(exc), is_json)
+            return error_reply(status, GRPC_INVALID_ARGUMENT, str(exc), is_json)
 
         rules = MappingRules(senders=self.senders, service_teams=tenant.service_teams)
         mapped = map_spans(spans, tenant=tenant.id, received_ms=int(time.time() * 1000), rules=rules,
@@ -239,7 +226,7 @@ class TraceReceiver:
             log.warning("tenant=%s: %s", tenant.id, exc)
             self.metrics.write_failed(transport)
             # The writer says why (Kafka did not ack; on the edge: the local buffer is full).
-            return _error(HTTPStatus.SERVICE_UNAVAILABLE, GRPC_UNAVAILABLE, f"{exc}; retry later", is_json)
+            return error_reply(HTTPStatus.SERVICE_UNAVAILABLE, GRPC_UNAVAILABLE, f"{exc}; retry later", is_json)
         with self._totals_lock:
             self.totals.accepted += counts.accepted
             self.totals.rejected += counts.rejected
@@ -254,13 +241,13 @@ def is_json_type(content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower() == "application/json"
 
 
-class _TooLarge(ValueError):
+class BodyTooLarge(ValueError):
     pass
 
 
-def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
+def inflate_body(body: bytes, encoding: str, limit: int) -> bytes:
     if len(body) > limit:
-        raise _TooLarge(f"body of {len(body)} bytes exceeds the {limit}-byte limit")
+        raise BodyTooLarge(f"body of {len(body)} bytes exceeds the {limit}-byte limit")
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
@@ -277,7 +264,7 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
         except zlib.error as exc:
             raise MalformedRequest(f"body is not valid gzip: {exc}") from None
         if len(out) > limit:
-            raise _TooLarge(f"decompressed body exceeds the {limit}-byte limit")
+            raise BodyTooLarge(f"decompressed body exceeds the {limit}-byte limit")
         if not inflater.eof:  # a cut-off stream would decode as a shorter, "valid" request
             raise MalformedRequest("body is truncated gzip (the stream ends before its end marker)")
         rest = inflater.unused_data
@@ -297,25 +284,26 @@ def _success(counts: ExportCounts, first_reason: str, is_json: bool) -> Reply:
     return Reply(HTTPStatus.OK, resp.SerializeToString(), "application/x-protobuf")
 
 
-def _error(http_status: int, grpc_code: int, message: str, is_json: bool) -> Reply:
+def error_reply(http_status: int, grpc_code: int, message: str, is_json: bool) -> Reply:
     if is_json:
         return Reply(http_status, json.dumps({"code": grpc_code, "message": message}).encode(), "application/json")
     return Reply(http_status, status_pb2.Status(code=grpc_code, message=message).SerializeToString(), "application/x-protobuf")
 
 
-def _json(status: int, doc: dict) -> Reply:
+def json_reply(status: int, doc: dict) -> Reply:
     return Reply(status, json.dumps(doc).encode(), "application/json")
 
 
-def answer_breakers(board: BreakerBoard | None, tenant: Tenant, query: str, *, max_wait_s: float) -> Reply:
-    """GET /v1/breakers?since=<version>&wait_s=<seconds> for an authenticated tenant.
+def breaker_query(board: BreakerBoard | None, query: str, *, max_wait_s: float) -> tuple[int | None, float] | Reply:
+    """GET /v1/breakers?since=<version>&wait_s=<seconds>: (since, seconds to wait), or the
+    reply refusing it (404 without a board, 400 for bad parameters).
 
-    Answers {"version", "sessions": [...]} with that tenant's stopped sessions only. When
-    `since` equals the tenant's current version, first waits up to min(wait_s, max_wait_s)
-    for a change (wait_s defaults to max_wait_s); any other `since` (or none) answers now."""
+    When `since` equals the tenant's current version, the server first waits up to
+    min(wait_s, max_wait_s) for a change (wait_s defaults to max_wait_s); any other `since`
+    (or none) is answered now."""
     if board is None:
-        return _json(HTTPStatus.NOT_FOUND, {"code": GRPC_NOT_FOUND, "message": "the circuit breaker board is off on "
-                                            "this collector (TOKENPULSE_COLLECTOR_BREAKER_BOARD=false)"})
+        return json_reply(HTTPStatus.NOT_FOUND, {"code": GRPC_NOT_FOUND, "message": "the circuit breaker board is off on "
+                                                 "this collector (TOKENPULSE_COLLECTOR_BREAKER_BOARD=false)"})
     params = parse_qs(query)
     try:
         since = int(params["since"][0]) if "since" in params else None
@@ -323,15 +311,18 @@ def answer_breakers(board: BreakerBoard | None, tenant: Tenant, query: str, *, m
         if not wait_s >= 0:  # also refuses NaN
             raise ValueError
     except ValueError:
-        return _json(HTTPStatus.BAD_REQUEST, {"code": GRPC_INVALID_ARGUMENT,
-                                              "message": "since must be an integer version and wait_s a number >= 0"})
-    if since is not None:
-        board.wait_for_change(since, min(wait_s, max_wait_s), tenant=tenant.id)
+        return json_reply(HTTPStatus.BAD_REQUEST, {"code": GRPC_INVALID_ARGUMENT,
+                                                   "message": "since must be an integer version and wait_s a number >= 0"})
+    return since, min(wait_s, max_wait_s)
+
+
+def breakers_reply(board: BreakerBoard, tenant: Tenant) -> Reply:
+    """{"version", "sessions": [...]}: the tenant's stopped sessions only."""
     version, sessions = board.snapshot(tenant.id)
-    return _json(HTTPStatus.OK, {"version": version, "sessions": [s.to_json() for s in sessions]})
+    return json_reply(HTTPStatus.OK, {"version": version, "sessions": [s.to_json() for s in sessions]})
 
 
-def _api_key(headers) -> str | None:
+def api_key_of(headers) -> str | None:
     auth = headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip() or None
@@ -361,170 +352,3 @@ def metrics_text(receiver: TraceReceiver, board: BreakerBoard | None) -> str:
         open_sessions = sum(len(board.snapshot(t.id)[1]) for t in receiver.tenants.tenants)
     return receiver.metrics.render(in_flight=receiver.limit.in_flight, max_in_flight=receiver.limit.capacity,
                                    board_version=version, open_sessions=open_sessions)
-
-
-class _HandshakeFailed(ConnectionError):
-    pass
-
-
-class CollectorHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer, optionally serving TLS. The handshake runs on the connection's
-    own thread (Handler.setup), not in accept(), so one stalled client cannot block the rest."""
-
-    daemon_threads = True
-
-    def __init__(self, address, handler, *, tls: ssl.SSLContext | None = None) -> None:
-        self.tls = tls
-        super().__init__(address, handler)
-
-    def get_request(self):
-        sock, addr = super().get_request()
-        if self.tls is not None:
-            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request, client_address) -> None:
-        if isinstance(sys.exc_info()[1], _HandshakeFailed):
-            log.debug("TLS handshake with %s failed: %s", client_address, sys.exc_info()[1])
-            return
-        super().handle_error(request, client_address)
-
-
-def make_server(receiver: TraceReceiver, settings: CollectorSettings,
-                board: BreakerBoard | None = None, *, tls: ssl.SSLContext | None = None,
-                outcomes: OutcomeIntake | None = None) -> CollectorHTTPServer:
-    """The HTTP server; without a board, GET /v1/breakers answers 404. Each connection runs on
-    its own thread, so a long poll holds one thread only, and no in-flight slot: the bound
-    (receiver.limit) covers the work of POST /v1/traces only, from reading the body to
-    Kafka's acks. With `tls` (server_tls_context) it serves HTTPS only. With `outcomes` it
-    also serves POST /v1/outcomes (outcome_intake.py), same key, same in-flight bound."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = SOCKET_READ_TIMEOUT_S  # StreamRequestHandler sets it on the socket in setup()
-
-        def setup(self) -> None:
-            if isinstance(self.request, ssl.SSLSocket):
-                self.request.settimeout(TLS_HANDSHAKE_TIMEOUT_S)
-                try:
-                    self.request.do_handshake()
-                except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                    receiver.metrics.tls_handshake_failed()
-                    raise _HandshakeFailed(str(exc)) from None
-                self.request.settimeout(None)
-            super().setup()
-
-        def do_POST(self) -> None:  # noqa: N802 - http.server naming
-            if self.path.split("?")[0] == OUTCOMES_PATH:
-                reply = self._outcomes()
-                receiver.metrics.request("http", reply.status)
-                self._send(reply)
-                return
-            if self.path.split("?")[0] != TRACES_PATH:
-                self._send(Reply(HTTPStatus.NOT_FOUND, b"POST /v1/traces or /v1/outcomes\n", "text/plain"))
-                return
-            reply = self._export()
-            receiver.metrics.request("http", reply.status)
-            self._send(reply)
-
-        def _export(self) -> Reply:
-            try:
-                length = int(self.headers.get("Content-Length", "0"))
-            except ValueError:
-                length = -1
-            if length < 0:
-                return _error(HTTPStatus.BAD_REQUEST, GRPC_INVALID_ARGUMENT, "bad Content-Length", False)
-            if length > settings.max_body_bytes:
-                self.close_connection = True  # do not read a body we refuse
-                return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, GRPC_INVALID_ARGUMENT,
-                              f"body of {length} bytes exceeds the {settings.max_body_bytes}-byte limit", False)
-            content_type = self.headers.get("Content-Type", "")
-            # Key and slot before the body: what waits for a slot is never held in memory, so
-            # bodies in memory stay below max_inflight_requests x max_body_bytes.
-            key, is_json = _api_key(self.headers), is_json_type(content_type)
-            with receiver.admit(key, is_json=is_json, transport="http") as admitted:
-                if isinstance(admitted, Reply):
-                    self._discard(length)  # keeps the connection usable for the sender's retry
-                    return admitted
-                body = self.rfile.read(length)
-                return receiver.export_as(admitted, body, content_type=content_type,
-                                          content_encoding=self.headers.get("Content-Encoding", ""), transport="http")
-
-        def _outcomes(self) -> Reply:
-            if outcomes is None:
-                return _json(HTTPStatus.NOT_FOUND, {"code": GRPC_NOT_FOUND,
-                                                    "message": "outcome intake is off on this collector"})
-            try:
-                length = int(self.headers.get("Content-Length", "0"))
-            except ValueError:
-                length = -1
-            if length < 0 or length > settings.max_body_bytes:
-                self.close_connection = True
-                return _json(HTTPStatus.BAD_REQUEST if length < 0 else HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                             {"code": GRPC_INVALID_ARGUMENT, "message": "bad Content-Length" if length < 0 else
-                              f"body of {length} bytes exceeds the {settings.max_body_bytes}-byte limit"})
-            with receiver.admit(_api_key(self.headers), is_json=True, transport="http") as admitted:
-                if isinstance(admitted, Reply):
-                    self._discard(length)
-                    return admitted
-                try:
-                    body = _inflate(self.rfile.read(length), self.headers.get("Content-Encoding", ""),
-                                    settings.max_body_bytes)
-                except (_TooLarge, MalformedRequest) as exc:
-                    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if isinstance(exc, _TooLarge) else HTTPStatus.BAD_REQUEST
-                    return _json(status, {"code": GRPC_INVALID_ARGUMENT, "message": str(exc)})
-                status, doc = outcomes.accept(admitted.id, body, content_type=self.headers.get("Content-Type", ""),
-                                              received_ms=int(time.time() * 1000))
-                return _json(status, doc)
-
-        def _discard(self, length: int) -> None:
-            while length > 0:
-                chunk = self.rfile.read(min(length, _DISCARD_CHUNK))
-                if not chunk:
-                    break
-                length -= len(chunk)
-
-        def do_GET(self) -> None:  # noqa: N802
-            url = urlsplit(self.path)
-            if self.path == "/health":
-                t = receiver.totals
-                doc = {"status": "ok", "accepted": t.accepted, "rejected": t.rejected, "ignored": t.ignored,
-                       "in_flight": receiver.limit.in_flight, "max_inflight_requests": receiver.limit.capacity,
-                       "tls": isinstance(self.request, ssl.SSLSocket)}
-                if board is not None:
-                    doc["breaker_version"] = board.version
-                self._send(Reply(HTTPStatus.OK, json.dumps(doc).encode(), "application/json"))
-            elif url.path == "/metrics":
-                self._send(Reply(HTTPStatus.OK, metrics_text(receiver, board).encode(), METRICS_CONTENT_TYPE))
-            elif url.path == BREAKERS_PATH:
-                tenant = receiver.authenticate(_api_key(self.headers), is_json=True)
-                if isinstance(tenant, Reply):
-                    self._send(tenant)
-                else:
-                    self._send(answer_breakers(board, tenant, url.query, max_wait_s=settings.breaker_max_wait_s))
-            else:
-                self._send(Reply(HTTPStatus.NOT_FOUND, b"GET /health, GET /metrics, GET /v1/breakers, "
-                                 b"POST /v1/traces, POST /v1/outcomes\n", "text/plain"))
-
-        def _send(self, reply: Reply) -> None:
-            try:
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(reply.body)))
-                if reply.retry_after_s is not None:
-                    self.send_header("Retry-After", str(reply.retry_after_s))
-                if self.close_connection:
-                    # Say so (RFC 9112 9.6): a keep-alive client would otherwise send its next
-                    # request into a closed socket (e.g. after a 413 whose body was not read).
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(reply.body)
-            except (BrokenPipeError, ConnectionResetError):
-                # The client left first (typically an app closing during a long poll): not our error.
-                self.close_connection = True
-                log.debug("%s hung up before the reply", self.address_string())
-
-        def log_message(self, fmt: str, *args) -> None:
-            log.debug("%s " + fmt, self.address_string(), *args)
-
-    return CollectorHTTPServer((settings.host, settings.port), Handler, tls=tls)

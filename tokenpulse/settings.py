@@ -182,6 +182,10 @@ class CollectorSettings(BaseSettings):
     # than queued, so request bodies in memory stay below about this x max_body_bytes.
     max_inflight_requests: int = Field(default=64, ge=1, le=4096)
     busy_retry_after_s: int = Field(default=1, ge=1, le=300)  # sent with those refusals
+    # A connection with no request in progress for this long is closed (keep-alive between
+    # exports, or one that never sends a request); an idle connection costs a few KiB, not a
+    # thread. A long poll is a request in progress, not idle.
+    idle_timeout_s: float = Field(default=75.0, gt=0, le=3600)
     # TLS on both OTLP ports (PEM files, TLS 1.2+): certificate and key, both or neither.
     # With tls_client_ca_file, clients must also present a certificate signed by that CA
     # (mutual TLS); the API key is still required.

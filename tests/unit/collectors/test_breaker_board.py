@@ -12,7 +12,8 @@ import urllib.request
 import pytest
 
 from tokenpulse.collectors.breaker_board import AlertRecord, BreakerBoard, BreakerFeed
-from tokenpulse.collectors.otlp_http import TraceReceiver, make_server
+from tokenpulse.collectors.http_server import make_server
+from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.schemas.alerts import Alert
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
 from tokenpulse.settings import CollectorSettings
@@ -184,7 +185,7 @@ class NoWriter:
 def serve(board: BreakerBoard | None, max_wait_s: float = 5.0):
     settings = CollectorSettings(host="127.0.0.1", port=0, breaker_max_wait_s=max_wait_s)
     server = make_server(TraceReceiver(TENANTS, NoWriter(), max_body_bytes=1 << 20), settings, board)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 

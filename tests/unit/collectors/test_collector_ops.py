@@ -28,7 +28,8 @@ from tokenpulse.collectors.kafka_writer import WriteFailed
 from tokenpulse.collectors.metrics import CollectorMetrics
 from tokenpulse.collectors.otlp_grpc import (EXPORT_METHOD, RETRY_INFO_KEY, SERVICE_NAME, make_grpc_server,
                                             server_credentials)
-from tokenpulse.collectors.otlp_http import TraceReceiver, make_server, server_tls_context
+from tokenpulse.collectors.http_server import make_server
+from tokenpulse.collectors.otlp_http import TraceReceiver, server_tls_context
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
 from tokenpulse.settings import CollectorSettings, KafkaSettings, Settings
 
@@ -66,7 +67,7 @@ def http_server():
 
     def start(receiver, cfg, board=None, tls=None):
         server = make_server(receiver, cfg, board, tls=tls)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server.server_address[1]
 

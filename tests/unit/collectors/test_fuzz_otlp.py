@@ -366,13 +366,13 @@ def test_a_sender_that_stalls_mid_body_does_not_hold_its_slot(monkeypatch):
     import threading
     import time
 
-    import tokenpulse.collectors.otlp_http as http
+    import tokenpulse.collectors.http_server as http_server
     from tokenpulse.settings import CollectorSettings
 
-    monkeypatch.setattr(http, "SOCKET_READ_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(http_server, "BODY_READ_TIMEOUT_S", 0.5)
     receiver, writer = _receiver()
-    server = http.make_server(receiver, CollectorSettings(host="127.0.0.1", port=0, max_body_bytes=1 << 20))
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    server = http_server.make_server(receiver, CollectorSettings(host="127.0.0.1", port=0, max_body_bytes=1 << 20))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         sock = socket.create_connection(server.server_address, timeout=10)
         sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
@@ -384,7 +384,10 @@ def test_a_sender_that_stalls_mid_body_does_not_hold_its_slot(monkeypatch):
         while receiver.limit.in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
         assert receiver.limit.in_flight == 0, "the stalled sender still holds its slot"
-        assert sock.recv(1) == b""  # and its connection was closed
+        answer = b""
+        while chunk := sock.recv(4096):  # read to the close
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 "), answer  # told why, and its connection was closed
         assert writer.spans == [] and writer.dead == []
     finally:
         server.shutdown()
@@ -425,12 +428,12 @@ def test_a_refusal_that_closes_the_connection_says_so():
     import http.client
     import threading
 
-    import tokenpulse.collectors.otlp_http as http_mod
+    import tokenpulse.collectors.http_server as http_mod
     from tokenpulse.settings import CollectorSettings
 
     receiver, _ = _receiver()
     server = http_mod.make_server(receiver, CollectorSettings(host="127.0.0.1", port=0, max_body_bytes=1 << 10))
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         conn = http.client.HTTPConnection(*server.server_address, timeout=10)
         conn.putrequest("POST", "/v1/traces")

@@ -13,7 +13,8 @@ from decimal import Decimal
 import pytest
 
 from tokenpulse.collectors.kafka_writer import WriteFailed
-from tokenpulse.collectors.otlp_http import TraceReceiver, make_server
+from tokenpulse.collectors.http_server import make_server
+from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.collectors.outcome_intake import MAX_OUTCOMES_PER_REQUEST, OutcomeIntake, parse_body
 from tokenpulse.loader.kafka_to_clickhouse import Batch
 from tokenpulse.schemas import topics
@@ -51,7 +52,7 @@ def collector():
         receiver = TraceReceiver(TENANTS, MemoryWriter(), max_body_bytes=1 << 20)
         server = make_server(receiver, CollectorSettings(host="127.0.0.1", port=0, max_body_bytes=1 << 20),
                              outcomes=OutcomeIntake(sink) if outcomes_on else None)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
 

@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tokenpulse.collectors.breaker_board import BreakerBoard
-from tokenpulse.collectors.otlp_http import TraceReceiver, make_server
+from tokenpulse.collectors.http_server import make_server
+from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.schemas import semconv as sc
 from tokenpulse.schemas.alerts import Alert
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
@@ -83,7 +84,7 @@ def collector():
     board = BreakerBoard()
     settings = CollectorSettings(host="127.0.0.1", port=0, breaker_max_wait_s=2.0)
     server = make_server(TraceReceiver(TENANTS, NoWriter(), max_body_bytes=1 << 20), settings, board)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield board, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
