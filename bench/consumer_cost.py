@@ -30,7 +30,7 @@ os.environ.update({
 sys.path.insert(0, str(REPO / "bench"))
 
 import bench_results  # noqa: E402
-from stage_cpu import tree_cpu_s  # noqa: E402
+from proc_tree import tree_cpu_s  # noqa: E402
 
 from tokenpulse.settings import Settings  # noqa: E402
 from tokenpulse.stack import Stack  # noqa: E402

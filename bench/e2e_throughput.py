@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 
 import bench_results  # bench/bench_results.py: the results line every benchmark appends
+from proc_tree import stage_memory  # PSS per service
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TOKENPULSE_PATHS_STATE_DIR", str(REPO / ".state" / "bench"))
@@ -309,11 +310,12 @@ def main() -> None:
         java = java_kafka_perf(settings, [v for _, v in records], args.java_records)
         kafka.update(java)
         e2e = end_to_end(settings, bodies, args.senders, args.spans, run)
+        memory = stage_memory(stack, [service.name for service in stack.services()])
     finally:
         stack.down()
     result = {**bench_results.run_info(), **vars(args),
               "producer_batch_bytes": settings.kafka.producer_batch_bytes,
-              "warm_up_seconds": warm_s, "raw_kafka": kafka, "end_to_end": e2e,
+              "warm_up_seconds": warm_s, "raw_kafka": kafka, "end_to_end": e2e, "pss_mib": memory,
               "ratio_e2e_to_raw_produce": e2e["e2e_raw_rows_per_s"] / kafka["produce_per_s"],
               "ratio_e2e_to_java_produce": e2e["e2e_raw_rows_per_s"] / kafka["java_produce_per_s"]}
     bench_results.append("results.jsonl", result)

@@ -50,6 +50,7 @@ os.environ.update({
 sys.path.insert(0, str(REPO / "bench"))
 
 import jfr_profile  # noqa: E402
+from proc_tree import stage_memory, tree_cpu_s  # noqa: E402
 from e2e_throughput import make_batches, send_and_wait  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -73,32 +74,6 @@ VARIANTS = {
 }
 # Which service a variant's settings belong to (restarted with them); the rest: the cost job.
 LOADER_VARIANTS = {"loader-py"}
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_s(root: int) -> float:
-    """utime + stime of `root` and every live descendant, in seconds."""
-    children: dict[int, list[tuple[int, float]]] = {}
-    own = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        cpu = (int(fields[11]) + int(fields[12])) / TICK
-        if int(entry) == root:
-            own = cpu
-        children.setdefault(int(fields[1]), []).append((int(entry), cpu))
-    total, todo = own, [root]
-    while todo:
-        for pid, cpu in children.get(todo.pop(), []):
-            total += cpu
-            todo.append(pid)
-    return total
-
-
 def stage_cpu(stack: Stack) -> dict[str, float]:
     return {name: tree_cpu_s(stack.pid(name)) for name in STAGES}
 
@@ -187,10 +162,12 @@ def main() -> None:
                     f"{v:6.2f} {k}" for k, v in list(threads.items())[:8]), file=sys.stderr)
                 per10k = {k: max(0.0, used[k] - before[k] - idle[k] * wall) * 10_000 / args.spans for k in STAGES}
                 jit = sum(v for k, v in threads.items() if "CompilerThre" in k) * 10_000 / args.spans
+                memory = stage_memory(stack, list(STAGES))
                 results[variant].append({"wall_s": wall, "cpu_s_per_10k": per10k, "jit_cpu_s_per_10k": jit,
-                                         "job_thread_cpu_s": threads})
+                                         "job_thread_cpu_s": threads, "pss_mib": memory})
                 tqdm.write(f"rep {rep + 1} {variant:>6}: wall {wall:5.1f} s  " +
-                           "  ".join(f"{k} {v:.2f}" for k, v in per10k.items()) + f"  (of which JIT {jit:.2f})",
+                           "  ".join(f"{k} {v:.2f}" for k, v in per10k.items()) + f"  (of which JIT {jit:.2f}); "
+                           "memory (PSS, MiB) " + "  ".join(f"{k} {v:.0f}" for k, v in memory.items()),
                            file=sys.stderr)
     finally:
         stack.down()
@@ -200,13 +177,20 @@ def main() -> None:
     crc = "C" if record_util.crc32c_c is not None else "pure Python"
     print(f"\nCPU-seconds per 10,000 spans (median of {args.reps}), {args.spans:,} spans per run, crc32c: {crc}")
     print(f"{'variant':<8}" + "".join(f"{s:>11}" for s in STAGES) + f"{'all':>9}{'wall s':>9}{'job JIT':>11}")
+    memory_rows = []
     for variant, runs in results.items():
         med = {s: statistics.median(r["cpu_s_per_10k"][s] for r in runs) for s in STAGES}
         wall = statistics.median(r["wall_s"] for r in runs)
         jit = statistics.median(r["jit_cpu_s_per_10k"] for r in runs)
-        summary[variant] = {"cpu_s_per_10k": med, "wall_s": wall, "jit_cpu_s_per_10k": jit, "runs": runs}
+        pss = {s: max(r["pss_mib"].get(s, 0.0) for r in runs) for s in STAGES}
+        summary[variant] = {"cpu_s_per_10k": med, "wall_s": wall, "jit_cpu_s_per_10k": jit, "pss_mib_max": pss,
+                            "runs": runs}
         print(f"{variant:<8}" + "".join(f"{med[s]:>11.2f}" for s in STAGES) + f"{sum(med.values()):>9.2f}{wall:>9.1f}"
               + f"{jit:>11.2f}")
+        memory_rows.append(f"{variant:<8}" + "".join(f"{summary[variant]['pss_mib_max'][s]:>11.0f}" for s in STAGES))
+    print("\nMemory after the runs, MiB (PSS of each service's process tree, largest of the runs)")
+    print(f"{'variant':<8}" + "".join(f"{s:>11}" for s in STAGES))
+    print("\n".join(memory_rows))
     bench_results.append("stage_cpu.jsonl", {"bench": "stage_cpu", **bench_results.run_info(), **vars(args),
                                              "crc32c": crc, "results": summary, "jfr": profiles})
 
