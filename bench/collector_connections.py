@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import json
 import multiprocessing
 import os
 import resource
@@ -186,14 +187,12 @@ async def hold(idle: int, polls: int, ready, use, stop, counts, used) -> None:
 
 
 async def current_version() -> int:
+    """The tenant's board version, so the long polls wait (a `since` that is current)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
     writer.write(f"GET /v1/breakers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n\r\n".encode())
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")))
-    import json
-    doc = json.loads(await reader.readexactly(length))
+    reply = await read_reply(reader)
     writer.close()
-    return int(doc["version"])
+    return int(json.loads(reply.partition(b"\r\n\r\n")[2])["version"])
 
 
 def load_process(idle: int, polls: int, ready, use, stop, counts, used) -> None:
