@@ -15,8 +15,9 @@ CPU-s per 10k spans and the wall time from the first send to the last row in Cli
 Variants (the cost job's settings): `default`, `p1` = parallelism 1 (one slot: no hash
 exchange between two subtasks), `lookup` = prices from the Java lookup function instead of
 the generated CASE, `c1` = the job's JVM with the C1 compiler only; `loader-py` = the loader
-before issue #15 (kafka-python, Python row conversion; with it in the run, the loader is
-restarted with each variant's settings too). kafka-python's CRC-32C is printed (C with the `crc32c`
+before issue #15 (kafka-python, Python row conversion), `loader-3s` = the loader flushing every
+3 s instead of every second (with either in the run, the loader is restarted with each
+variant's settings too); `fetch` / `batched` = the stream jobs' Java Kafka clients batching. kafka-python's CRC-32C is printed (C with the `crc32c`
 package, else pure Python): it was the loader's main cost (bench/README.md).
 Prints a table and appends a JSON line to bench/results/stage_cpu.jsonl.
 
@@ -69,11 +70,19 @@ VARIANTS = {
     # HotSpot's quick C1 compiler only (the local MiniCluster's JVM reads JVM_ARGS): less JIT
     # work after a start, less optimized code afterwards.
     "c1": {"JVM_ARGS": "-XX:TieredStopAtLevel=1"},
+    # The stream jobs' Java Kafka clients batching (issue #15): fetches wait for 1 MiB or 100 ms
+    # instead of answering at one byte; then also 1 MiB lz4 produce batches on the job's sinks.
+    "fetch": {"TOKENPULSE_KAFKA_STREAM_FETCH_MIN_BYTES": str(1 << 20), "TOKENPULSE_KAFKA_STREAM_FETCH_MAX_WAIT_MS": "100"},
+    "batched": {"TOKENPULSE_KAFKA_STREAM_FETCH_MIN_BYTES": str(1 << 20), "TOKENPULSE_KAFKA_STREAM_FETCH_MAX_WAIT_MS": "100",
+                "TOKENPULSE_KAFKA_STREAM_PRODUCER_BATCH_BYTES": str(1 << 20), "TOKENPULSE_KAFKA_STREAM_COMPRESSION": "lz4"},
     # The loader as before issue #15: kafka-python, every record converted in Python.
     "loader-py": {"TOKENPULSE_LOADER_KAFKA_CLIENT": "kafka-python", "TOKENPULSE_LOADER_JSON_INTAKE": "false"},
 }
+# Fewer, larger inserts: the loader flushes every 3 s instead of every second (each insert
+# writes a new part per table, ~50 files for token_spans).
+VARIANTS["loader-3s"] = {"TOKENPULSE_LOADER_BATCH_MAX_MS": "3000"}
 # Which service a variant's settings belong to (restarted with them); the rest: the cost job.
-LOADER_VARIANTS = {"loader-py"}
+LOADER_VARIANTS = {"loader-py", "loader-3s"}
 def stage_cpu(stack: Stack) -> dict[str, float]:
     return {name: tree_cpu_s(stack.pid(name)) for name in STAGES}
 

@@ -13,7 +13,8 @@
     sinks     tokenpulse.spans.priced.v1    every call with cost_usd and is_late (record 'span'),
                                             tool calls (record 'context', execute_tool spans) and
                                             attribution amendments (record 'attribution'), keyed by
-                                            trace so a trace's records stay in order
+                                            trace and written by one operator chain from the
+                                            assembler, so a trace's records stay in order
               tokenpulse.spend.rollup-1m.v1 closed windows per tenant/team/app/provider/catalog model/runtime
 
 Why these choices:
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
@@ -115,8 +117,9 @@ def billed_sum(column: str) -> str:
 
 
 
-def kafka_options(settings: Settings) -> str:
-    """The Kafka connector's WITH options (connection and security) shared by every table.
+def kafka_options(settings: Settings, role: Literal["source", "sink"]) -> str:
+    """The Kafka connector's WITH options shared by every table: connection and security, and
+    the client batching of a source (consumer) or a sink (producer) table.
 
     The SQL connector jar relocates the Kafka client under `shaded`, so the JAAS login
     module must be named with that prefix. TLS files are PEM, which the Java client reads directly
@@ -150,6 +153,13 @@ def kafka_options(settings: Settings) -> str:
         opts["properties.ssl.keystore.location"] = str(k.ssl_certfile)
         if k.ssl_password is not None:
             opts["properties.ssl.key.password"] = k.ssl_password.get_secret_value()
+
+    if role == "source":
+        opts["properties.fetch.min.bytes"] = str(k.stream_fetch_min_bytes)
+        opts["properties.fetch.max.wait.ms"] = str(k.stream_fetch_max_wait_ms)
+    else:
+        opts["properties.batch.size"] = str(k.stream_producer_batch_bytes)
+        opts["properties.compression.type"] = k.stream_compression
 
     def sql_quoted(value: str) -> str:  # a quote inside an SQL string literal is written twice
         return "'" + value.replace("'", "''") + "'"
@@ -200,7 +210,7 @@ def build(t_env: TableEnvironment, settings: Settings, prices: PriceTable, edge:
     else:
         check_stream_catalog_size(prices)
         price_columns = priced_columns(prices)
-    kafka = kafka_options(settings)
+    source, sink = kafka_options(settings, "source"), kafka_options(settings, "sink")
     s = settings.stream
     delay_s = s.watermark_delay_ms / 1000
 
@@ -209,7 +219,7 @@ def build(t_env: TableEnvironment, settings: Settings, prices: PriceTable, edge:
 CREATE TEMPORARY TABLE spans_in ({SPAN_COLUMNS},
   event_time AS TO_TIMESTAMP_LTZ(end_ms, 3),
   WATERMARK FOR event_time AS event_time - INTERVAL '{delay_s:.3f}' SECOND
-) WITH ({kafka}, 'topic' = '{topics.SPANS.name}',
+) WITH ({source}, 'topic' = '{topics.SPANS.name}',
   'properties.group.id' = '{s.consumer_group}',
   'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest',
   'format' = 'json', 'json.fail-on-missing-field' = 'false', 'json.ignore-parse-errors' = 'false')""")
@@ -228,21 +238,27 @@ FROM spans_in WHERE kind IN ('span', 'context')""")
 SELECT * FROM {ASSEMBLER_FUNCTION}(input => TABLE raw_records PARTITION BY (tenant, assembly_key),
   on_time => DESCRIPTOR(event_time), pending_ms => CAST({s.attribution_pending_ms} AS BIGINT),
   max_per_trace => {s.max_spans_per_trace}, uid => 'trace-assembler')"""))
+    # Calls, tool calls (execute_tool spans) and attribution records take ONE chain from the
+    # assembler to the priced-spans sink: an operator with two inputs (a UNION, or two INSERTs
+    # into one topic) breaks Flink's operator chain, its inputs arrive through separate network
+    # buffers, and an amendment could overtake its call and find nothing to amend in the loader
+    # (seen in the conformance suite: a call never attributed). Only calls are priced.
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW priced AS
-SELECT {PASS_THROUGH}, rowtime AS event_time,
+SELECT {PASS_THROUGH}, record, revision, rowtime AS event_time,
   {price_columns},
   {edge_rate_case(edge)} AS p_edge,
   {cloud_equivalent_cost_case(edge, prices)} AS cloud_equivalent_cost
-FROM assembled WHERE record = 'span'""")
+FROM assembled
+WHERE record = 'span' OR record = 'attribution' OR (record = 'context' AND operation = 'execute_tool')""")
     t_env.execute_sql(f"""
 CREATE TEMPORARY VIEW costed AS
-SELECT {PASS_THROUGH}, catalog_model, event_time,
+SELECT {PASS_THROUGH}, record, revision, catalog_model, event_time,
   {cost_columns()}
 FROM priced""")
     late = "(CURRENT_WATERMARK(event_time) IS NOT NULL AND event_time <= CURRENT_WATERMARK(event_time))"
-    t_env.execute_sql(f"CREATE TEMPORARY VIEW classified_spans AS SELECT *, {late} AS is_late FROM costed")
-    t_env.execute_sql("CREATE TEMPORARY VIEW on_time_spans AS SELECT * FROM classified_spans WHERE NOT is_late")
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW classified AS SELECT *, record = 'span' AND {late} AS is_late FROM costed")
+    t_env.execute_sql("CREATE TEMPORARY VIEW on_time_spans AS SELECT * FROM classified WHERE record = 'span' AND NOT is_late")
 
     # --- sinks --------------------------------------------------------------------------
     # Keyed by trace: a call, its tool spans and its later attribution record reach one
@@ -252,7 +268,7 @@ CREATE TEMPORARY TABLE priced_spans_out ({SPAN_COLUMNS.replace('kind STRING, sch
   record STRING, revision INT, catalog_model STRING,
   priced BOOLEAN, cost_usd DECIMAL(38, 12), edge_cost_usd DECIMAL(38, 12),
   cloud_equivalent_cost_usd DECIMAL(38, 12), is_late BOOLEAN
-) WITH ({kafka}, 'topic' = '{topics.PRICED_SPANS.name}', 'sink.delivery-guarantee' = 'at-least-once',
+) WITH ({sink}, 'topic' = '{topics.PRICED_SPANS.name}', 'sink.delivery-guarantee' = 'at-least-once',
   'key.format' = 'json', 'key.fields' = 'tenant;trace_id', 'value.fields-include' = 'ALL',
   'value.format' = 'json', 'value.json.encode.decimal-as-plain-number' = 'true')""")
     t_env.execute_sql(f"""
@@ -266,22 +282,18 @@ CREATE TEMPORARY TABLE rollups_out (
   edge_cost_usd DECIMAL(38, 12), cloud_equivalent_cost_usd DECIMAL(38, 12),
   input_audio_tokens BIGINT, output_audio_tokens BIGINT, input_images BIGINT, output_images BIGINT,
   input_audio_seconds BIGINT, semantic_cache_hits BIGINT, usage_missing_calls BIGINT
-) WITH ({kafka}, 'topic' = '{topics.ROLLUPS_1M.name}', 'sink.delivery-guarantee' = 'at-least-once',
+) WITH ({sink}, 'topic' = '{topics.ROLLUPS_1M.name}', 'sink.delivery-guarantee' = 'at-least-once',
   'format' = 'json', 'json.encode.decimal-as-plain-number' = 'true')""")
 
     statements = t_env.create_statement_set()
+    zero = "CAST(0 AS DECIMAL(38, 12))"
     statements.add_insert_sql(f"""
 INSERT INTO priced_spans_out
 SELECT {PASS_THROUGH.replace('service_tier', 'service_tier, CAST(NULL AS STRING)')},
-  'span', 0, catalog_model, priced, cost_usd, edge_cost_usd, cloud_equivalent_cost_usd, is_late
-FROM classified_spans""")
-    # Tool calls (execute_tool spans) and attribution records: no price, never rolled up.
-    statements.add_insert_sql(f"""
-INSERT INTO priced_spans_out
-SELECT {PASS_THROUGH.replace('service_tier', 'service_tier, CAST(NULL AS STRING)')},
-  record, revision, CAST(NULL AS STRING), FALSE, CAST(0 AS DECIMAL(38, 12)), CAST(0 AS DECIMAL(38, 12)),
-  CAST(0 AS DECIMAL(38, 12)), FALSE
-FROM assembled WHERE record = 'attribution' OR (record = 'context' AND operation = 'execute_tool')""")
+  record, revision, CASE WHEN record = 'span' THEN catalog_model END, record = 'span' AND priced,
+  CASE WHEN record = 'span' THEN cost_usd ELSE {zero} END, CASE WHEN record = 'span' THEN edge_cost_usd ELSE {zero} END,
+  CASE WHEN record = 'span' THEN cloud_equivalent_cost_usd ELSE {zero} END, is_late
+FROM classified""")
     statements.add_insert_sql(f"""
 INSERT INTO rollups_out
 SELECT {DIMENSIONS}, window_start, window_end,

@@ -284,14 +284,14 @@ def operators(calls: DataStream, config: DetectorConfig, engine: str) -> DataStr
 
 def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, settings: Settings,
           config: DetectorConfig) -> None:
-    kafka = kafka_options(settings)
+    source, sink = kafka_options(settings, "source"), kafka_options(settings, "sink")
     # --- source -------------------------------------------------------------------------
     t_env.execute_sql(f"""
 CREATE TEMPORARY TABLE priced_in (
   tenant STRING, service STRING, team STRING, agent_name STRING, session_id STRING, trace_id STRING,
   span_id STRING, call_fingerprint STRING, end_ms BIGINT, input_tokens BIGINT, output_tokens BIGINT,
   cost_usd DECIMAL(38, 12), record STRING, operation STRING, tool_name STRING, status STRING, error_type STRING
-) WITH ({kafka}, 'topic' = '{topics.PRICED_SPANS.name}',
+) WITH ({source}, 'topic' = '{topics.PRICED_SPANS.name}',
   'properties.group.id' = '{settings.detector.consumer_group}',
   'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest',
   'format' = 'json', 'json.fail-on-missing-field' = 'false',
@@ -318,7 +318,7 @@ FROM priced_in WHERE tenant IS NOT NULL AND span_id IS NOT NULL AND end_ms IS NO
     # --- sink ---------------------------------------------------------------------------
     t_env.execute_sql(f"""
 CREATE TEMPORARY TABLE alerts_out (dedupe_key STRING, payload STRING)
-WITH ({kafka}, 'topic' = '{topics.ALERTS.name}', 'sink.delivery-guarantee' = 'at-least-once',
+WITH ({sink}, 'topic' = '{topics.ALERTS.name}', 'sink.delivery-guarantee' = 'at-least-once',
   'key.format' = 'raw', 'key.fields' = 'dedupe_key',
   'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY')""")
     t_env.create_temporary_view("alert_records", t_env.from_data_stream(alerts))

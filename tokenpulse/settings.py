@@ -76,6 +76,15 @@ class KafkaSettings(BaseSettings):
     # request's records go out in as few produce requests as this allows: 1 MiB measured
     # 2.1x the records/s of kafka-python's 16 KiB default (bench/collector_stages.py).
     producer_batch_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=8 * 1024 * 1024)
+    # The stream jobs' own Kafka clients (Flink's connector, the Java client). Its defaults answer
+    # a fetch as soon as one byte is there and send produce requests of 16 KiB, so at volume the
+    # broker serves many small requests (bench/README.md, "The hot path against Kafka's own
+    # limit"). A fetch waits for fetch_min_bytes or fetch_max_wait_ms, whichever comes first:
+    # the wait only applies when little arrives, and it adds to alert latency once per topic hop.
+    stream_fetch_min_bytes: int = Field(default=1, ge=1, le=64 * 1024 * 1024)
+    stream_fetch_max_wait_ms: int = Field(default=500, ge=0, le=5_000)
+    stream_producer_batch_bytes: int = Field(default=16 * 1024, ge=16 * 1024, le=8 * 1024 * 1024)
+    stream_compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = "none"
 
     def client_options(self) -> dict:
         """kafka-python keyword arguments shared by producers, consumers and admin."""

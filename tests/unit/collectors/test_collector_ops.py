@@ -24,7 +24,7 @@ from otlp_builders import LLM_ATTRS
 from tokenpulse.collectors.__main__ import FailureCountingWriter
 from tokenpulse.collectors.breaker_board import BreakerBoard
 from tokenpulse.collectors.kafka_otlp_ingest import IngestStats
-from tokenpulse.collectors.kafka_writer import WriteFailed
+from tokenpulse.core.kafka_writer import WriteFailed
 from tokenpulse.collectors.metrics import CollectorMetrics
 from tokenpulse.collectors.otlp_grpc import (EXPORT_METHOD, RETRY_INFO_KEY, SERVICE_NAME, make_grpc_server,
                                             server_credentials)
@@ -403,10 +403,10 @@ def test_kafka_tls_settings_reach_the_python_clients(tmp_path):
         KafkaSettings(security_protocol="SSL", ssl_keyfile=tmp_path / "k.pem")
 
 
-def _flink_options(**kafka) -> dict[str, str]:
+def _flink_options(role: str = "source", **kafka) -> dict[str, str]:
     from stream_jobs.cost_rollup import kafka_options
 
-    text = kafka_options(Settings(kafka=KafkaSettings(**kafka)))
+    text = kafka_options(Settings(kafka=KafkaSettings(**kafka)), role)
     pairs = re.findall(r"'((?:[^']|'')*)' = '((?:[^']|'')*)'", text)
     return {key.replace("''", "'"): value.replace("''", "'") for key, value in pairs}
 
@@ -430,6 +430,19 @@ def test_flink_kafka_options_carry_pem_tls_and_shaded_sasl(tmp_path):
                            sasl_password="p")
     assert ".security.plain.PlainLoginModule required" in plain["properties.sasl.jaas.config"]
     assert not any(key.startswith("properties.ssl.") for key in plain)
+
+
+def test_flink_client_batching_goes_to_the_side_it_belongs_to():
+    """Fetch settings on source tables (consumers), batch size and compression on sinks (producers)."""
+    tuned = {"stream_fetch_min_bytes": 1 << 20, "stream_fetch_max_wait_ms": 100,
+             "stream_producer_batch_bytes": 1 << 20, "stream_compression": "lz4"}
+    source, sink = _flink_options("source", **tuned), _flink_options("sink", **tuned)
+    assert (source["properties.fetch.min.bytes"], source["properties.fetch.max.wait.ms"]) == ("1048576", "100")
+    assert (sink["properties.batch.size"], sink["properties.compression.type"]) == ("1048576", "lz4")
+    assert not any(k in source for k in ("properties.batch.size", "properties.compression.type"))
+    assert not any(k in sink for k in ("properties.fetch.min.bytes", "properties.fetch.max.wait.ms"))
+    defaults = _flink_options("source")  # the Java client's own defaults
+    assert (defaults["properties.fetch.min.bytes"], defaults["properties.fetch.max.wait.ms"]) == ("1", "500")
 
 
 def test_flink_needs_key_and_certificate_in_one_file(tmp_path):
