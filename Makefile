@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --cache-dir .cache/pip --upgrade pip
-	$(PY) -m pip install -q --cache-dir .cache/pip -e ".[dev]"
+	$(PY) -m pip install -q --cache-dir .cache/pip -e ".[server,dev]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 jars: $(STAMP)

@@ -5,10 +5,10 @@
 The end-to-end benchmark (bench/e2e_throughput.py) shows the collector as the slowest stage.
 This script takes it apart, in one process and one run so the ratios are comparable:
 
-  decode    OTLP protobuf bytes -> OtlpSpan objects            (collectors/otlp_decode.py)
-  map       OtlpSpan -> validated TokenSpan (pydantic)          (collectors/genai_mapping.py)
+  decode    OTLP protobuf bytes -> OtlpSpan objects            (core/otlp_decode.py)
+  map       OtlpSpan -> validated TokenSpan (pydantic)          (core/genai_mapping.py)
   serialize TokenSpan -> JSON bytes                             (TokenSpan.model_dump_json)
-  produce   kafka-python send + flush, acks=all, idempotent     (collectors/kafka_writer.py settings)
+  produce   kafka-python send + flush, acks=all, idempotent     (core/kafka_writer.py settings)
 
 kafka-python computes CRC-32C in pure Python unless the `crc32c` package is installed
 (a dependency since this benchmark found it); `crc32c: C` or `pure Python` is printed.
@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from e2e_throughput import make_batches  # noqa: E402
 
-from tokenpulse.collectors.genai_mapping import map_span  # noqa: E402
-from tokenpulse.collectors.otlp_decode import decode  # noqa: E402
+from tokenpulse.core.genai_mapping import map_span  # noqa: E402
+from tokenpulse.core.otlp_decode import decode  # noqa: E402
 from tokenpulse.settings import Settings  # noqa: E402
 
 # Producer variants: the collector's old settings first, then one change at a time (the

@@ -41,9 +41,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from tokenpulse.collectors.genai_mapping import map_span  # noqa: E402
-from tokenpulse.collectors.kafka_writer import producer_config  # noqa: E402
-from tokenpulse.collectors.otlp_decode import decode  # noqa: E402
+from tokenpulse.core.genai_mapping import map_span  # noqa: E402
+from tokenpulse.core.kafka_writer import producer_config  # noqa: E402
+from tokenpulse.core.otlp_decode import decode  # noqa: E402
 from tokenpulse.schemas import topics  # noqa: E402
 from tokenpulse.settings import Settings  # noqa: E402
 from tokenpulse.sql_client import run_sql  # noqa: E402

@@ -13,6 +13,8 @@ import logging
 import signal
 from collections.abc import Iterable
 
+from tokenpulse.core.kafka_writer import HeartbeatThread, SpanWriter, WriteFailed
+from tokenpulse.core.outcome_writer import OutcomeWriter
 from tokenpulse.schemas.senders import load_senders
 from tokenpulse.schemas.tenants import load_tenants
 from tokenpulse.settings import Settings
@@ -20,18 +22,15 @@ from tokenpulse.settings import Settings
 from .breaker_board import BreakerBoard, BreakerFeed, KafkaAlertConsumer
 from .http_server import make_server
 from .kafka_otlp_ingest import check_inputs, start_ingests
-from .kafka_writer import HeartbeatThread, SpanWriter, WriteFailed
 from .metrics import CollectorMetrics
 from .otlp_grpc import make_grpc_server, server_credentials
 from .otlp_http import TraceReceiver, server_tls_context
-from .outcome_intake import OutcomeIntake, OutcomeWriter
+from .outcome_intake import OutcomeIntake
 
 log = logging.getLogger("tokenpulse.collector")
 
-
 def _exit_on_signal(signum, _frame) -> None:
     raise SystemExit(0)
-
 
 class FailureCountingWriter:
     """The SpanWriter as the Kafka inputs see it: their failed writes are counted too (the
@@ -46,7 +45,6 @@ class FailureCountingWriter:
         except WriteFailed:
             self._metrics.write_failed(self._transport)
             raise
-
 
 def run(settings: Settings) -> None:
     cfg = settings.collector

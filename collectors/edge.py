@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable
 from http import HTTPStatus
 
+from tokenpulse.core.kafka_writer import WriteFailed
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.events import DeadLetter, TokenSpan
 from tokenpulse.schemas.senders import load_senders
@@ -38,12 +39,10 @@ from tokenpulse.settings import CollectorSettings, EdgeCollectorSettings, Settin
 from .edge_buffer import BufferFull, EdgeBuffer, OutgoingRecord
 from .edge_forwarder import Backoff, Forwarder, KafkaSender
 from .http_server import CollectorServer
-from .kafka_writer import WriteFailed
 from .metrics import CONTENT_TYPE, EdgeCounters, render_prometheus
 from .otlp_http import Reply, TraceReceiver
 
 log = logging.getLogger("tokenpulse.edge")
-
 
 class BufferingWriter:
     """What TraceReceiver writes to: SpanWriter's interface, backed by the buffer.
@@ -66,7 +65,6 @@ class BufferingWriter:
             raise WriteFailed(f"edge buffer refused {len(records)} record(s): {exc}") from exc
         self._counters.add(received=len(span_records), dead_letters=len(dead_records))
         return len(records)
-
 
 def health(buffer: EdgeBuffer, forwarder: Forwarder, counters: EdgeCounters, collector_id: str) -> dict:
     stats, now_ms = buffer.stats(), int(time.time() * 1000)

@@ -38,11 +38,11 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from tokenpulse.core.otlp_decode import MalformedRequest
 from tokenpulse.settings import CollectorSettings
 
 from .breaker_board import BreakerBoard
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .otlp_decode import MalformedRequest
 from .otlp_http import (
     BREAKERS_PATH,
     GRPC_INVALID_ARGUMENT,
@@ -71,7 +71,6 @@ SHUTDOWN_GRACE_S = 5.0  # in-flight exports finish (their Kafka acks) before con
 UNBOUNDED_WORKERS = 32  # worker threads when the receiver has no in-flight bound (the edge)
 
 GetRoute = Callable[[], Reply]
-
 
 class CollectorServer:
     """Bound at construction (`server_address` holds the port, also for port 0); serves in the
@@ -132,6 +131,7 @@ class CollectorServer:
 
     def server_close(self) -> None:
         self._sock.close()
+        self._pool.shutdown(wait=False)  # a server built but never served holds its pool too
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()

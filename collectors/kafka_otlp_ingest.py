@@ -27,28 +27,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tokenpulse.core.genai_mapping import MappingRules
+from tokenpulse.core.kafka_writer import HeartbeatThread, SpanWriter, WriteFailed
+from tokenpulse.core.otlp_decode import MalformedRequest, decode
+from tokenpulse.core.span_mapping import map_spans
 from tokenpulse.schemas.events import ContextSpan, DeadLetter, TokenSpan
 from tokenpulse.schemas.senders import SenderCatalog, load_senders
 from tokenpulse.schemas.tenants import TenantDirectory, load_tenants
 from tokenpulse.settings import KafkaInput, KafkaSettings, Settings
-
-from .genai_mapping import MappingRules
-from .kafka_writer import HeartbeatThread, SpanWriter, WriteFailed
-from .otlp_decode import MalformedRequest, decode
-from .otlp_http import map_spans
 
 log = logging.getLogger(__name__)
 
 MEDIA_TYPES = {"otlp_proto": "application/x-protobuf", "otlp_json": "application/json"}
 MAX_BACKOFF_S = 30.0
 
-
 @dataclass(frozen=True)
 class InputRecord:
     partition: int
     offset: int
     value: bytes | None
-
 
 class InputConsumer(Protocol):
     """The few consumer operations the ingest needs (kafka-python below, fakes in tests)."""
@@ -58,17 +55,14 @@ class InputConsumer(Protocol):
     def rewind(self, first_offsets: dict[int, int]) -> None: ...
     def close(self) -> None: ...
 
-
 class InputTopicMissing(RuntimeError):
     pass
-
 
 @dataclass
 class Translated:
     spans: list[TokenSpan | ContextSpan] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     ignored: int = 0
-
 
 def translate(records: list[InputRecord], source: KafkaInput, *, received_ms: int,
               rules: MappingRules | None = None) -> Translated:

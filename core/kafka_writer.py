@@ -1,4 +1,4 @@
-"""Write collector output to Kafka: validated spans, dead letters, and watermark heartbeats.
+"""Write to the raw Kafka topics: validated spans, dead letters, and watermark heartbeats.
 
 The producer is idempotent with acks=all, so a broker-side retry never duplicates a
 record; `write()` blocks until every record is acknowledged, which is what lets the HTTP
@@ -89,6 +89,10 @@ class SpanWriter:
     def write(self, spans: Iterable[TokenSpan], dead_letters: Iterable[DeadLetter] = ()) -> int:
         records = [(topics.SPANS.name, s.kafka_key(), s.model_dump_json().encode()) for s in spans]
         records += [(topics.DEAD_LETTERS.name, d.tenant.encode(), d.model_dump_json().encode()) for d in dead_letters]
+        return self.write_records(records)
+
+    def write_records(self, records: list[tuple[str, bytes | None, bytes]]) -> int:
+        """Write (topic, key, value) records and wait for their acknowledgements."""
         if not records:
             return 0
         acks = _Acks(len(records))

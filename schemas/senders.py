@@ -9,7 +9,7 @@ the first matching entry applies, and `defaults` (the OTel GenAI semantic conven
 the legacy names still in the wild) apply to everything else. Every entry says where its
 facts come from (`evidence`), as the price catalog does.
 
-What a sender's conventions decide, per span (collectors/genai_mapping.py):
+What a sender's conventions decide, per span (core/genai_mapping.py):
   * which attribute names carry each token class (first present wins);
   * whether input tokens include the cache reads/writes (semconv) or exclude them, and
     whether output tokens include the reasoning tokens;

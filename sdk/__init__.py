@@ -4,13 +4,16 @@
     from tokenpulse.sdk import record_outcome   # what a session or task achieved (sdk/outcomes.py)
 
 Apps inside the cluster may export straight to Kafka with tokenpulse.sdk.KafkaSpanExporter
-(docs/sdk.md).
+(docs/sdk.md). Install: `pip install tokenpulse` (the SDK alone: OpenTelemetry, pydantic; no
+Flink, ClickHouse or server), `pip install "tokenpulse[kafka]"` for the Kafka exporter.
+The SDK imports only tokenpulse.core and tokenpulse.schemas, never the servers' code.
 """
+
+from tokenpulse.core.fingerprint import call_fingerprint
 
 from .anthropic_usage import anthropic_usage_attributes, set_anthropic_usage
 from .breaker import CircuitBreaker, SessionStopped, StopInfo
 from .calls import LlmCall, current_llm_call, record_llm_call
-from .fingerprint import call_fingerprint
 from .openai_usage import openai_usage_attributes, set_openai_usage
 from .outcomes import KafkaOutcomeRecorder, OutcomeNotRecorded, OutcomeReceipt, record_outcome
 
@@ -21,8 +24,8 @@ __all__ = ["CircuitBreaker", "KafkaOutcomeRecorder", "KafkaSpanExporter", "LlmCa
 
 
 def __getattr__(name: str):
-    # Imported on first use: the exporter pulls in the collector and kafka-python, which most
-    # apps (and the collector itself, which imports tokenpulse.sdk.fingerprint) do not need.
+    # Imported on first use: the exporter needs librdkafka (the `kafka` extra), which most apps
+    # do not install.
     if name == "KafkaSpanExporter":
         from .kafka_exporter import KafkaSpanExporter
         return KafkaSpanExporter

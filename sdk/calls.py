@@ -7,7 +7,7 @@
 
 The span goes through the app's own OpenTelemetry setup (any exporter pointed at the
 collector). It carries names and counts only: prompts and completions are never put on it;
-the request's content is reduced to a fingerprint (sdk/fingerprint.py) for loop detection.
+the request's content is reduced to a fingerprint (core/fingerprint.py) for loop detection.
 With a breaker, a stopped session raises SessionStopped before the span starts, so nothing
 is spent. As a decorator the span wraps each call of the function, and the function reaches
 the handle through `current_llm_call()`.
@@ -23,11 +23,11 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from tokenpulse.core.fingerprint import call_fingerprint
 from tokenpulse.schemas import semconv as sc
 from tokenpulse.schemas import usage_attributes as ua
 
 from .breaker import CircuitBreaker
-from .fingerprint import call_fingerprint
 
 TRACER_NAME = "tokenpulse.sdk"
 

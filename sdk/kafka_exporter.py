@@ -10,7 +10,7 @@ For apps running inside the cluster, next to Kafka: no collector hop, the same e
     provider.add_span_processor(BatchSpanProcessor(KafkaSpanExporter(tenant="acme")))
 
 Each finished span goes through the collector's own path: it is encoded as OTLP, decoded
-with collectors/otlp_decode.py and mapped with collectors/genai_mapping.py under the tenant
+with core/otlp_decode.py and mapped with core/genai_mapping.py under the tenant
 given here. LLM calls go to the raw spans topic, rejected spans to the dead-letter topic with
 their reason, other spans are dropped. Prompts and completions are never written.
 
@@ -34,10 +34,10 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from tokenpulse.collectors.genai_mapping import MappingRules
-from tokenpulse.collectors.kafka_writer import SpanWriter
-from tokenpulse.collectors.otlp_decode import decode
-from tokenpulse.collectors.otlp_http import map_spans
+from tokenpulse.core.genai_mapping import MappingRules
+from tokenpulse.core.kafka_writer import SpanWriter
+from tokenpulse.core.otlp_decode import decode
+from tokenpulse.core.span_mapping import map_spans
 from tokenpulse.schemas.events import MAX_LABEL_CHARS, DeadLetter, TokenSpan
 from tokenpulse.settings import KafkaSettings
 
@@ -47,7 +47,7 @@ OTLP_PROTOBUF = "application/x-protobuf"
 
 
 class EventWriter(Protocol):
-    """What the exporter needs from collectors.kafka_writer.SpanWriter (fakes in tests)."""
+    """What the exporter needs from core.kafka_writer.SpanWriter (fakes in tests)."""
 
     def write(self, spans: Iterable[TokenSpan], dead_letters: Iterable[DeadLetter] = ()) -> int: ...
     def close(self) -> None: ...

@@ -32,7 +32,9 @@ from decimal import Decimal
 
 from pydantic import ValidationError
 
+from tokenpulse.core.outcome_writer import OutcomeWriter, sort_outcomes
 from tokenpulse.schemas.outcomes import OutcomeEvent
+from tokenpulse.settings import KafkaSettings
 
 OUTCOMES_PATH = "/v1/outcomes"
 _LOCAL_TENANT = "sdk"  # placeholder for local validation; the collector stamps the key's tenant
@@ -111,9 +113,6 @@ class KafkaOutcomeRecorder:
 
     def __init__(self, tenant: str, *, kafka=None, writer=None, client_id: str = "sdk-outcomes",
                  timeout_s: float = 10.0) -> None:
-        from tokenpulse.collectors.outcome_intake import OutcomeWriter
-        from tokenpulse.settings import KafkaSettings
-
         self.tenant = tenant
         self._owns_writer = writer is None
         self._writer = writer if writer is not None else OutcomeWriter(kafka or KafkaSettings(), client_id=client_id,
@@ -121,9 +120,7 @@ class KafkaOutcomeRecorder:
 
     def record(self, outcome_id: str, status: str, *, service: str, team: str, **fields) -> None:
         """Same fields as record_outcome (without endpoint / api_key). Returns once Kafka has
-        it; raises ValueError for an invalid outcome and collectors' WriteFailed if Kafka did not ack."""
-        from tokenpulse.collectors.outcome_intake import sort_outcomes
-
+        it; raises ValueError for an invalid outcome and core.kafka_writer.WriteFailed if Kafka did not ack."""
         doc = build_outcome(outcome_id, status, service=service, team=team, **fields)
         sorted_ = sort_outcomes([doc], tenant=self.tenant, received_ms=int(time.time() * 1000))
         if sorted_.dead:  # e.g. a tenant id that is not a valid label

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tokenpulse.collectors.kafka_writer import WriteFailed
+from tokenpulse.core.kafka_writer import WriteFailed
 
 
 class MemoryWriter:

@@ -357,7 +357,7 @@ def cmd_demo(settings: Settings, args) -> int:
         stock = run_stock_instrumented_app(f"http://{c.host}:{c.port}", prices, expected,
                                            settings.paths.state_dir / "demo-stock-app")
         if stock is None:
-            print("  skipped: OpenLLMetry is not installed here (pip install -e '.[dev]')")
+            print("  skipped: OpenLLMetry is not installed here (pip install -e '.[server,dev]')")
         else:
             print(f"  {stock.calls} calls made ({stock.usage_missing} streamed without usage), "
                   f"{sum(1 for a in stock.run.app_truth if a.get('conversation_id'))} inside agent sessions")

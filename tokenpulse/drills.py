@@ -441,8 +441,8 @@ class DrillRunner:
         whose ack it lost: same TokenSpan records, straight to Kafka."""
         from kafka import KafkaProducer
 
-        from tokenpulse.collectors.genai_mapping import map_span
-        from tokenpulse.collectors.otlp_decode import decode
+        from tokenpulse.core.genai_mapping import map_span
+        from tokenpulse.core.otlp_decode import decode
         from tokenpulse.schemas import topics
 
         producer = KafkaProducer(**self.settings.kafka.client_options(), acks="all", enable_idempotence=True)

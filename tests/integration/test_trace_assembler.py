@@ -17,8 +17,8 @@ import pytest
 from pyflink.table import EnvironmentSettings, TableEnvironment
 from pyflink.table.expressions import col
 
-from tokenpulse.collectors.otlp_decode import decode
-from tokenpulse.collectors.otlp_http import map_spans
+from tokenpulse.core.otlp_decode import decode
+from tokenpulse.core.span_mapping import map_spans
 from tokenpulse.jars import udf_jar
 from tokenpulse.schemas.events import ContextSpan, TokenSpan
 from tokenpulse.settings import PathSettings

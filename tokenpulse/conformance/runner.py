@@ -226,7 +226,7 @@ CLASSES = tuple(WIRE_KEYS)
 
 def wire_classes(requests: list[Captured]) -> dict[str, set[str]]:
     """response id -> token classes some span of that call carries (any sender's spelling)."""
-    from tokenpulse.collectors.otlp_decode import decode
+    from tokenpulse.core.otlp_decode import decode
 
     out: dict[str, set[str]] = {}
     for r in requests:

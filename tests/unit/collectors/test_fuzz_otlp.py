@@ -37,7 +37,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from fuzz_payloads import (CLASSES, JSON, KEY_A, MAX_BODY_BYTES, PROTOBUF, TENANT_KEYS, Payload, build,
                            encode_json, encode_protobuf, good_span, hostile_payloads, official_span_count)
 from collector_fakes import MemoryWriter
-from tokenpulse.collectors.otlp_http import INTERNAL_ERROR_REASON, TraceReceiver
+from tokenpulse.collectors.otlp_http import TraceReceiver
+from tokenpulse.core.span_mapping import INTERNAL_ERROR_REASON
 from tokenpulse.schemas.events import DeadLetter, TokenSpan
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
 
@@ -323,16 +324,16 @@ def test_truncated_gzip_is_400_not_a_shorter_request():
 def test_a_mapper_bug_dead_letters_the_span_instead_of_failing_the_request(monkeypatch):
     """The last-resort guard in map_spans: the span is dead-lettered with the error, the
     other spans of the request are still accepted."""
-    import tokenpulse.collectors.otlp_http as http
+    import tokenpulse.core.span_mapping as mapping
 
-    real = http.map_span
+    real = mapping.map_span
 
     def flaky(span, **kw):
         if span.attributes.get("gen_ai.request.model") == "boom":
             raise KeyError("simulated bug")
         return real(span, **kw)
 
-    monkeypatch.setattr(http, "map_span", flaky)
+    monkeypatch.setattr(mapping, "map_span", flaky)
     rng = random.Random(3)
     good, bad = good_span(rng), good_span(rng)
     bad.attributes["gen_ai.request.model"] = "boom"

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from otlp_builders import LLM_ATTRS
-from tokenpulse.collectors.genai_mapping import Rejection, map_span
-from tokenpulse.collectors.otlp_decode import OtlpSpan, decode
+from tokenpulse.core.genai_mapping import Rejection, map_span
+from tokenpulse.core.otlp_decode import OtlpSpan, decode
 from tokenpulse.schemas.events import TokenSpan
 
 GOLDEN = Path(__file__).parents[2] / "fixtures" / "otlp_genai.json"
@@ -137,7 +137,7 @@ def test_agent_and_tool_spans_are_context_not_calls():
 
 
 def test_team_comes_from_the_span_the_resource_or_the_tenants_service_map():
-    from tokenpulse.collectors.genai_mapping import MappingRules
+    from tokenpulse.core.genai_mapping import MappingRules
 
     rules = MappingRules(service_teams={"app": "payments"})
     assert map_span(otlp(LLM_ATTRS), tenant="t", received_ms=1).team == "unassigned"
@@ -245,7 +245,7 @@ def test_a_stuck_agent_repeats_its_newest_turn_while_its_history_grows(shape):
 
 
 def test_newest_turn_of_anthropic_blocks_and_of_a_plain_chat():
-    from tokenpulse.sdk.fingerprint import newest_turn
+    from tokenpulse.core.fingerprint import newest_turn
 
     history = [{"role": "user", "content": "find the invoice"},
                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "search", "input": {}}]},

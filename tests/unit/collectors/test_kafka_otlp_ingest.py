@@ -15,7 +15,7 @@ from tokenpulse.collectors.kafka_otlp_ingest import (
     check_inputs,
     translate,
 )
-from tokenpulse.collectors.kafka_writer import WriteFailed
+from tokenpulse.core.kafka_writer import WriteFailed
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
 from tokenpulse.settings import KafkaInput
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tokenpulse.collectors.kafka_writer import SpanWriter, WriteFailed
+from tokenpulse.core.kafka_writer import SpanWriter, WriteFailed
 from tokenpulse.schemas.events import DeadLetter
 from tokenpulse.settings import KafkaSettings
 

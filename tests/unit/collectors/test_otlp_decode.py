@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from otlp_builders import LLM_ATTRS
-from tokenpulse.collectors.otlp_decode import MalformedRequest, decode
+from tokenpulse.core.otlp_decode import MalformedRequest, decode
 
 GOLDEN = Path(__file__).parents[2] / "fixtures" / "otlp_genai.json"
 

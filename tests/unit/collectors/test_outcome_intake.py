@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from tokenpulse.collectors.kafka_writer import WriteFailed
+from tokenpulse.core.kafka_writer import WriteFailed
 from tokenpulse.collectors.http_server import make_server
 from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.collectors.outcome_intake import MAX_OUTCOMES_PER_REQUEST, OutcomeIntake, parse_body

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokenpulse.collectors.otlp_decode import decode
-from tokenpulse.collectors.otlp_http import map_spans
+from tokenpulse.core.otlp_decode import decode
+from tokenpulse.core.span_mapping import map_spans
 from tokenpulse.conformance import runner
 from tokenpulse.conformance.runner import FIXTURES, WIRE_KEYS, load_fixture
 from tokenpulse.schemas.events import ContextSpan, TokenSpan

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from otlp_builders import LLM_ATTRS
-from tokenpulse.collectors.genai_mapping import Rejection, map_span
-from tokenpulse.collectors.otlp_decode import OtlpSpan
+from tokenpulse.core.genai_mapping import Rejection, map_span
+from tokenpulse.core.otlp_decode import OtlpSpan
 from tokenpulse.schemas.events import TokenSpan
 from tokenpulse.schemas.pricing import load_price_table
 

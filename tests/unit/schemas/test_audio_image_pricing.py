@@ -9,8 +9,8 @@ from hypothesis import given, strategies as st
 from pydantic import ValidationError
 
 from otlp_builders import LLM_ATTRS
-from tokenpulse.collectors.genai_mapping import Rejection, map_span
-from tokenpulse.collectors.otlp_decode import OtlpSpan
+from tokenpulse.core.genai_mapping import Rejection, map_span
+from tokenpulse.core.otlp_decode import OtlpSpan
 from tokenpulse.schemas.events import TokenSpan
 from tokenpulse.schemas.pricing import ModelPrice, call_cost_usd, load_price_table
 

@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tokenpulse.collectors.genai_mapping import map_span
-from tokenpulse.collectors.otlp_decode import OtlpSpan
+from tokenpulse.core.genai_mapping import map_span
+from tokenpulse.core.otlp_decode import OtlpSpan
 from tokenpulse.schemas import semconv as sc
 from tokenpulse.schemas.events import TokenSpan
 from tokenpulse.schemas.pricing import call_cost_usd, load_price_table

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otlp_builders import LLM_ATTRS
-from tokenpulse.collectors.kafka_writer import WriteFailed
+from tokenpulse.core.kafka_writer import WriteFailed
 from tokenpulse.sdk import KafkaSpanExporter, record_llm_call, set_anthropic_usage
 from tokenpulse.sdk import kafka_exporter as module
 
@@ -74,7 +74,7 @@ def test_spans_recorded_with_the_sdk_reach_kafka_priced_once():
 
 
 def test_mapping_rules_apply_as_in_the_collector():
-    from tokenpulse.collectors.genai_mapping import MappingRules
+    from tokenpulse.core.genai_mapping import MappingRules
 
     writer = FakeWriter()
     exporter = KafkaSpanExporter("acme", writer=writer, rules=MappingRules(service_teams={"support-bot": "ml"}))
