@@ -8,7 +8,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install jars demo test unit integration bench down clean browser drills
+.PHONY: install jars demo test lint unit integration bench down clean browser drills
 
 install: $(STAMP)
 
@@ -24,8 +24,12 @@ jars: $(STAMP)
 demo: jars
 	$(VENV)/bin/tokenpulse demo
 
-test: jars browser
+test: jars browser lint
 	$(PY) -m pytest tests/unit tests/integration
+
+# ruff, configured in pyproject.toml ([tool.ruff]); seconds.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # Only the fault drills' test (its own stack, ~4-6 min; also part of `make test`).
 drills: jars

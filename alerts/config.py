@@ -39,7 +39,7 @@ class RetryPolicy(BaseModel):
     timeout_s: float = Field(default=5, gt=0, le=120)  # per HTTP attempt
 
     @model_validator(mode="after")
-    def _backoff_bounds(self) -> "RetryPolicy":
+    def _backoff_bounds(self) -> RetryPolicy:
         if self.max_backoff_ms < self.initial_backoff_ms:
             raise ValueError("max_backoff_ms must be >= initial_backoff_ms")
         return self
@@ -69,7 +69,7 @@ class HookSpec(BaseModel):
     retry: RetryPolicy = RetryPolicy()
 
     @model_validator(mode="after")
-    def _fields_fit_the_kind(self) -> "HookSpec":
+    def _fields_fit_the_kind(self) -> HookSpec:
         problems = []
         if self.url and self.url_env:
             problems.append("set url or url_env, not both")
@@ -96,7 +96,7 @@ class HooksFile(BaseModel):
     hooks: tuple[HookSpec, ...]
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "HooksFile":
+    def _unique_names(self) -> HooksFile:
         names = [h.name for h in self.hooks]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

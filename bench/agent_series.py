@@ -30,7 +30,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import bench_results  # bench/bench_results.py: the results line every benchmark appends
-
 import clickhouse_connect
 
 from tokenpulse.loader.migrations import migrate_up

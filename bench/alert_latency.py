@@ -42,19 +42,19 @@ ENV = {
 os.environ.update(ENV)
 
 import yaml  # noqa: E402
+from hook_receivers import RecordingServer  # noqa: E402
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from percentiles import percentile  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from hook_receivers import RecordingServer  # noqa: E402
 from tokenpulse.schemas.detectors import DetectorConfig  # noqa: E402
 from tokenpulse.sdk import CircuitBreaker, call_fingerprint  # noqa: E402
 from tokenpulse.settings import Settings  # noqa: E402
 from tokenpulse.stack import Stack  # noqa: E402
-from percentiles import percentile  # noqa: E402
 
 KEY = "demo-acme-key"
 
@@ -101,7 +101,7 @@ def main() -> None:
         for _ in range(3):
             session = f"warmup-{uuid.uuid4().hex[:8]}"
             exporter.export(spans_for(session, args.repeats))
-            receiver.wait_for(lambda r: session.encode() in r.body, timeout_s=60)
+            receiver.wait_for(lambda r, s=session: s.encode() in r.body, timeout_s=60)
         for _ in tqdm(range(args.runs), desc="alert runs", unit="run", file=sys.stderr):
             session = f"bench-{uuid.uuid4().hex[:8]}"
             spans = spans_for(session, args.repeats)
@@ -109,7 +109,7 @@ def main() -> None:
             time.sleep(0.3)  # the earlier calls are in; now the one that completes the evidence
             sent = time.time()
             assert exporter.export(spans[-1:]) == SpanExportResult.SUCCESS
-            hit = receiver.wait_for(lambda r: session.encode() in r.body, timeout_s=30)
+            hit = receiver.wait_for(lambda r, s=session: s.encode() in r.body, timeout_s=30)
             if not hit:
                 missed += 1
                 continue

@@ -147,6 +147,7 @@ SETTINGS max_threads = 2, max_insert_threads = 2
 
 def open_store(path: Path):
     import clickhouse_connect
+
     from tokenpulse.loader.migrations import migrate_up
 
     bootstrap = clickhouse_connect.get_client(dsn=f"chdb://{path}")

@@ -252,7 +252,7 @@ def main() -> None:
             opened.update(proc_status(pid))
             print(f"load: {opened['idle_open']} idle connections and {opened['polls_waiting']} long polls open "
                   f"(client side) after {opened['open_s']:.1f} s; the collector holds {opened['sockets']} sockets "
-                  f"({'all accepted after %.1f s' % accepted_s if accepted_s is not None else 'NOT all accepted in 60 s'})",
+                  f"({f'all accepted after {accepted_s:.1f} s' if accepted_s is not None else 'NOT all accepted in 60 s'})",
                   file=sys.stderr)
             loaded = {**probe(bodies, args.probes), **proc_status(pid)}
             held = dict(counts)

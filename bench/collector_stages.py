@@ -29,7 +29,6 @@ import uuid
 from pathlib import Path
 
 import bench_results  # bench/bench_results.py: the results line every benchmark appends
-
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 

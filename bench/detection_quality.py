@@ -51,12 +51,12 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tokenpulse.core import fingerprint as fingerprint_module  # noqa: E402
 from tokenpulse.core.genai_mapping import map_span  # noqa: E402
 from tokenpulse.core.otlp_decode import decode  # noqa: E402
 from tokenpulse.schemas.alerts import AlertAction  # noqa: E402
 from tokenpulse.schemas.detectors import load_detector_config  # noqa: E402
 from tokenpulse.schemas.events import CallStatus, ContextSpan, TokenSpan  # noqa: E402
-from tokenpulse.sdk import fingerprint as fingerprint_module  # noqa: E402
 from tokenpulse.stream_jobs.loop_rules import (  # noqa: E402
     Call,
     SessionState,

@@ -51,11 +51,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 import grpc  # noqa: E402
+from fuzz_payloads import JSON, PROTOBUF, TENANT_KEYS, Payload, official_span_count, payload_stream  # noqa: E402
 from google.rpc import status_pb2  # noqa: E402
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse  # noqa: E402
 
-from fuzz_payloads import JSON, PROTOBUF, TENANT_KEYS, Payload, official_span_count, payload_stream  # noqa: E402
 from tokenpulse.core.otlp_decode import MalformedRequest, decode  # noqa: E402
 from tokenpulse.schemas import topics  # noqa: E402
 from tokenpulse.schemas.tenants import hash_key  # noqa: E402

@@ -113,7 +113,7 @@ def main() -> None:
     store = LockedClient(client)
 
     runs: dict[str, list[dict]] = {"python": [], "json": []}
-    for rep in tqdm(range(args.reps), desc="runs", unit="rep"):
+    for _ in tqdm(range(args.reps), desc="runs", unit="rep"):
         for name in ("python", "json"):
             client.command("TRUNCATE TABLE token_spans")
             result = run_variant(store, values, name == "json", args.batch, args.settle)

@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import bench_results  # bench/bench_results.py: the results line every benchmark appends
-
 from pyflink.common import Configuration
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.functions import KeyedProcessFunction
 from pyflink.table import StreamTableEnvironment
 
+from tokenpulse.jars import udf_jar
 from tokenpulse.schemas.detectors import load_detector_config
 from tokenpulse.settings import Settings
-from tokenpulse.jars import udf_jar
 from tokenpulse.stream_jobs.loop_detection import ALERT_RECORD, configure, operators
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import pricing_strategies as ps  # noqa: E402
 
+
 def variant(name, rows):
     from tokenpulse.schemas.pricing import PriceTable, load_price_table
     shipped = load_price_table()

@@ -47,7 +47,7 @@ def run_variant(variant: str, rows: int) -> float:
     from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
     from pyflink.table.udf import udf
 
-    from tokenpulse.stream_jobs.pricing_sql import cost_expression, priced_columns
+    from tokenpulse.core.pricing_sql import cost_expression, priced_columns
 
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     cfg = t_env.get_config()

@@ -49,12 +49,12 @@ from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from percentiles import percentile  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from tokenpulse.settings import Settings  # noqa: E402
 from tokenpulse.sql_client import run_sql  # noqa: E402
 from tokenpulse.stack import Stack  # noqa: E402
-from percentiles import percentile  # noqa: E402
 
 KEY = "demo-acme-key"
 POLL_S = 0.2

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import bench_results  # bench/bench_results.py: the results line every benchmark appends
-
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 

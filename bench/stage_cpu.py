@@ -51,8 +51,8 @@ os.environ.update({
 sys.path.insert(0, str(REPO / "bench"))
 
 import jfr_profile  # noqa: E402
-from proc_tree import stage_memory, tree_cpu_s  # noqa: E402
 from e2e_throughput import make_batches, send_and_wait  # noqa: E402
+from proc_tree import stage_memory, tree_cpu_s  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from tokenpulse.schemas import topics  # noqa: E402

@@ -33,16 +33,15 @@ from urllib.parse import parse_qs
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from tokenpulse.core.genai_mapping import MappingRules, default_senders
+from tokenpulse.core.kafka_writer import SpanWriter, WriteFailed
+from tokenpulse.core.otlp_decode import MalformedRequest, decode
+from tokenpulse.core.span_mapping import map_spans
 from tokenpulse.schemas.senders import SenderCatalog
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory
 from tokenpulse.settings import CollectorSettings
 
 from .breaker_board import BreakerBoard
-from tokenpulse.core.genai_mapping import MappingRules, default_senders
-from tokenpulse.core.kafka_writer import SpanWriter, WriteFailed
-from tokenpulse.core.otlp_decode import MalformedRequest, decode
-from tokenpulse.core.span_mapping import map_spans
-
 from .metrics import CollectorMetrics
 
 log = logging.getLogger(__name__)

@@ -26,11 +26,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tokenpulse.core.fingerprint import call_fingerprint
 from tokenpulse.schemas import semconv as sc
 from tokenpulse.schemas import usage_attributes as ua
 from tokenpulse.schemas.events import CallStatus, ContextSpan, DeadLetter, RuntimeKind, TokenSpan
 from tokenpulse.schemas.senders import Conventions, SenderCatalog, load_senders
-from tokenpulse.core.fingerprint import call_fingerprint
 
 from .otlp_decode import STATUS_CODE_ERROR, OtlpSpan
 

@@ -17,12 +17,19 @@ import logging
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tokenpulse.settings import Settings
 
-from .runner import (ConfigWatch, InsightsRunner, InsightsSettings, KafkaAlertPublisher, build_evaluators, query_fn_for_settings,
-                     sql_insert)
+from .runner import (
+    ConfigWatch,
+    InsightsRunner,
+    InsightsSettings,
+    KafkaAlertPublisher,
+    build_evaluators,
+    query_fn_for_settings,
+    sql_insert,
+)
 
 log = logging.getLogger("tokenpulse.insights")
 
@@ -70,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.once:
             runner.restore()
-            report = runner.run_once(datetime.now(timezone.utc))
+            report = runner.run_once(datetime.now(UTC))
             print(f"{report.duration_ms:.0f} ms, rows {report.rows}, alerts published {report.alerts_published}, "
                   f"pending {report.alerts_pending}" + (f", errors {report.errors}" if report.errors else ""))
             return 1 if report.errors else 0

@@ -52,13 +52,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from pathlib import Path
 
 from tokenpulse.schemas.alerts import Alert, AlertAction, AlertState, Severity, alert_id_for
-from tokenpulse.schemas.budgets import (PAIR_NAMES, SCOPE_COLUMNS, SCOPE_FIELDS, BudgetConfig, BurnPair,
-                                        ResolvedBudget, load_budget_config)
+from tokenpulse.schemas.budgets import (
+    PAIR_NAMES,
+    SCOPE_COLUMNS,
+    SCOPE_FIELDS,
+    BudgetConfig,
+    BurnPair,
+    ResolvedBudget,
+    load_budget_config,
+)
 
 from .burn_rate import burn_rate, exhaustion_time
 from .forecast import Forecast, forecast_period_end
@@ -111,7 +118,7 @@ def spend_sql(budget: ResolvedBudget) -> str:
 
 def period_bounds(period: str, at: datetime) -> tuple[datetime, datetime]:
     """The UTC calendar day / month containing `at`: [start, end)."""
-    day = at.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "daily":
         return day, day + timedelta(days=1)
     start = day.replace(day=1)
@@ -122,7 +129,7 @@ def period_bounds(period: str, at: datetime) -> tuple[datetime, datetime]:
 def as_of_for(now: datetime, settle_s: int) -> datetime:
     """The minute boundary up to which spend is judged: minutes before it have settled."""
     ts = int(now.timestamp()) - settle_s
-    return datetime.fromtimestamp(ts - ts % 60, tz=timezone.utc)
+    return datetime.fromtimestamp(ts - ts % 60, tz=UTC)
 
 
 def _epoch(t: datetime) -> int:
@@ -328,7 +335,7 @@ class BudgetEvaluator:
 
     def evaluate(self, query: QueryFn, now: datetime) -> tuple[list[TableRows], list[Alert]]:
         if now.tzinfo is None:
-            now = now.replace(tzinfo=timezone.utc)
+            now = now.replace(tzinfo=UTC)
         as_of = as_of_for(now, self.settle_s)
         emitted_ms = int(now.timestamp() * 1000)
         rows, alerts = [], []

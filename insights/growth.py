@@ -25,11 +25,12 @@ as ClickHouse's decimal division does).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from tokenpulse.schemas.alerts import Alert, AlertState, Severity, alert_id_for
 from tokenpulse.schemas.growth import (
@@ -86,7 +87,7 @@ class Window:
 
     @property
     def end_ms(self) -> int:
-        return int(datetime(self.end.year, self.end.month, self.end.day, tzinfo=timezone.utc).timestamp() * 1000)
+        return int(datetime(self.end.year, self.end.month, self.end.day, tzinfo=UTC).timestamp() * 1000)
 
     def params(self) -> dict:
         return {"previous_start": self.previous_start.isoformat(), "start": self.start.isoformat(),
@@ -122,8 +123,8 @@ def last_complete(period: Period, now: datetime) -> Window:
 def as_utc(now: datetime | int | float) -> datetime:
     """`now` as an aware UTC datetime (epoch milliseconds accepted)."""
     if isinstance(now, (int, float)):
-        return datetime.fromtimestamp(now / 1000, tz=timezone.utc)
-    return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
+        return datetime.fromtimestamp(now / 1000, tz=UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
 def epoch_ms(now: datetime) -> int:

@@ -16,7 +16,7 @@ drop was expected to save half of last week's spend and spend rose by half inste
 **Measured savings** (`SavingsEvaluator` -> table `savings_daily`, read by
 sql/queries/savings_measured.sql): per day and lever, the counterfactual cost of the same
 calls without the lever vs what was paid. Counterfactual prices come from the stream job's
-own generated catalog SQL (stream_jobs/pricing_sql.py, evaluated by ClickHouse as
+own generated catalog SQL (core/pricing_sql.py, evaluated by ClickHouse as
 `tokenpulse reprice` does), at the call's event time, tier and service tier:
 
 * prompt_cache: cloud calls with cache reads/writes. Without the cache every input token is
@@ -39,10 +39,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from tokenpulse.core.pricing_sql import clickhouse_null, cost_expression, priced_columns
 from tokenpulse.schemas.alerts import Alert
 from tokenpulse.schemas.growth import DEFAULT_GROWTH_FILE, JEVONS_RULE, GrowthConfig, JevonsRule, load_growth_config
 from tokenpulse.schemas.pricing import PriceTable, load_price_table
-from tokenpulse.stream_jobs.pricing_sql import clickhouse_null, cost_expression, priced_columns
 
 from .growth import (
     QueryFn,

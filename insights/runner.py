@@ -51,7 +51,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -60,8 +60,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenpulse.schemas.alerts import Alert
-from tokenpulse.sql_client import QueryResult
 from tokenpulse.settings import REPO_ROOT, KafkaSettings, Settings
+from tokenpulse.sql_client import QueryResult
 
 log = logging.getLogger("tokenpulse.insights")
 
@@ -203,7 +203,7 @@ def _json_value(value: Any) -> Any:
         return format(value, "f")
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value.isoformat(sep=" ", timespec="milliseconds")
     if isinstance(value, date):
         return value.isoformat()
@@ -322,7 +322,7 @@ class InsightsRunner:
         return restored
 
     def run_once(self, now: datetime | None = None) -> CycleReport:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         started = time.perf_counter()
         report = CycleReport(at=now)
         tables: list[TableRows] = []

@@ -11,10 +11,10 @@ import signal
 
 from tokenpulse.settings import Settings
 
+from . import query_server
 from .clickhouse import LockedClient, open_client
 from .kafka_to_clickhouse import KafkaToClickHouse
 from .migrations import migrate_up
-from . import query_server
 
 log = logging.getLogger("tokenpulse.loader")
 

@@ -16,8 +16,8 @@ import json
 import logging
 import secrets
 import threading
-from decimal import Decimal
 from dataclasses import asdict
+from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path

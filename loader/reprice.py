@@ -15,17 +15,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tokenpulse.schemas.edge_profiles import EdgeProfiles
-from tokenpulse.sql import QUERIES_DIR
-from tokenpulse.sql.cluster_ddl import replicated_tables, rewrite_statement
-from tokenpulse.schemas.pricing import PriceTable
-from tokenpulse.stream_jobs.pricing_sql import (
+from tokenpulse.core.pricing_sql import (
     clickhouse_null,
     cloud_equivalent_cost_case,
     cost_columns,
     edge_rate_case,
     priced_columns,
 )
+from tokenpulse.schemas.edge_profiles import EdgeProfiles
+from tokenpulse.schemas.pricing import PriceTable
+from tokenpulse.sql import QUERIES_DIR
+from tokenpulse.sql.cluster_ddl import replicated_tables, rewrite_statement
 
 from .migrations import split_statements
 from .rows import TOKEN_SPAN_COLUMNS

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 TOKEN_SPAN_COLUMNS = [
@@ -75,7 +75,7 @@ def parse(value: bytes) -> dict:
 def _ms(value, field: str) -> datetime:
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadRecord(f"{field} must be epoch milliseconds, got {value!r:.40}")
-    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def _money(value, field: str = "cost_usd") -> Decimal:
@@ -189,7 +189,7 @@ def late_span_rollup_row(doc: dict) -> list:
 def rollup_row(doc: dict) -> list:
     _require(doc, ["tenant", "window_start", "calls", "cost_usd"])
     try:
-        start = datetime.fromisoformat(str(doc["window_start"])).replace(tzinfo=timezone.utc)  # job runs in UTC
+        start = datetime.fromisoformat(str(doc["window_start"])).replace(tzinfo=UTC)  # job runs in UTC
     except ValueError:
         raise BadRecord(f"window_start {doc['window_start']!r:.40} is not a timestamp") from None
     row = dict(doc)

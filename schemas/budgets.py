@@ -38,8 +38,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError,
-                      model_validator)
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from .alerts import AlertAction, Severity
 
@@ -113,7 +121,7 @@ class Scope(BaseModel):
         """The narrowing fields that are set (tenant excluded), in nesting order."""
         return {f: getattr(self, f) for f in SCOPE_FIELDS if getattr(self, f) is not None}
 
-    def contains(self, other: "Scope") -> bool:
+    def contains(self, other: Scope) -> bool:
         """Every call in `other` is also in this scope."""
         return self.tenant == other.tenant and all(other.constraints().get(f) == v
                                                    for f, v in self.constraints().items())
@@ -148,7 +156,7 @@ class BurnPair(BaseModel):
     action: AlertAction = AlertAction.notify
 
     @model_validator(mode="after")
-    def _windows(self) -> "BurnPair":
+    def _windows(self) -> BurnPair:
         if self.short_window >= self.long_window:
             raise ValueError(f"short_window ({self.short_window} s) must be shorter than long_window "
                              f"({self.long_window} s)")
@@ -220,7 +228,7 @@ class Defaults(BaseModel):
     forecast: ForecastRules = ForecastRules()
 
     @model_validator(mode="after")
-    def _check(self) -> "Defaults":
+    def _check(self) -> Defaults:
         _check_thresholds(self.thresholds)
         for t in self.thresholds:
             _check_notify(t.rule, t.action)
@@ -245,7 +253,7 @@ class Budget(BaseModel):
     burn_rate: dict[str, dict[str, Any]] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "Budget":
+    def _check(self) -> Budget:
         if self.thresholds is not None:
             _check_thresholds(self.thresholds)
         unknown = set(self.burn_rate or {}) - set(PAIR_NAMES)
@@ -285,7 +293,7 @@ class BudgetConfig(BaseModel):
     _resolved: tuple[ResolvedBudget, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
-    def _resolve(self) -> "BudgetConfig":
+    def _resolve(self) -> BudgetConfig:
         errors: list[str] = []
         seen: dict[str, Budget] = {}
         for b in self.budgets:

@@ -137,7 +137,7 @@ class Match(BaseModel):
     agent_name: str | None = None
 
     @model_validator(mode="after")
-    def _agent_needs_service(self) -> "Match":
+    def _agent_needs_service(self) -> Match:
         if self.agent_name and not self.service:
             raise ValueError("an override for agent_name also needs service")
         return self
@@ -157,7 +157,7 @@ class Override(BaseModel):
     rules: dict[str, dict[str, Any]]
 
     @model_validator(mode="after")
-    def _known_rules(self) -> "Override":
+    def _known_rules(self) -> Override:
         unknown = set(self.rules) - set(RULE_NAMES)
         if unknown:
             raise ValueError(f"unknown rule(s) {sorted(unknown)}; known: {list(RULE_NAMES)}")
@@ -171,7 +171,7 @@ class DetectorConfig(BaseModel):
     overrides: tuple[Override, ...] = ()
 
     @model_validator(mode="after")
-    def _overrides_merge(self) -> "DetectorConfig":
+    def _overrides_merge(self) -> DetectorConfig:
         errors = []
         for i, o in enumerate(self.overrides):
             try:

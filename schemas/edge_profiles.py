@@ -24,7 +24,7 @@ cloud-vs-edge comparison and the "calls served at the edge" savings.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
@@ -61,7 +61,7 @@ class RuntimeProfile(BaseModel):
     source: str = Field(min_length=4, description="where the hardware price and tariff come from")
 
     @model_validator(mode="after")
-    def _checks(self) -> "RuntimeProfile":
+    def _checks(self) -> RuntimeProfile:
         if self.idle_watts > self.load_watts:
             raise ValueError(f"{self.runtime_id}: idle_watts exceeds load_watts")
         if self.effective_to is not None and self.effective_to <= self.effective_from:
@@ -91,7 +91,7 @@ class RuntimeProfile(BaseModel):
 
 
 def _date_ms(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
 
 
 class EdgeProfiles(BaseModel):

@@ -120,7 +120,7 @@ class TokenSpan(BaseModel):
     service_tier: str = Field(default="standard", min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
 
     @model_validator(mode="after")
-    def _subsets_and_order(self) -> "TokenSpan":
+    def _subsets_and_order(self) -> TokenSpan:
         if self.end_ms < self.start_ms:
             raise ValueError(f"span ends before it starts (start_ms={self.start_ms}, end_ms={self.end_ms})")
         if self.cached_input_tokens + self.cache_creation_input_tokens > self.input_tokens:
@@ -196,7 +196,7 @@ class ContextSpan(BaseModel):
     sender: str | None = OptionalLabel
 
     @model_validator(mode="after")
-    def _order(self) -> "ContextSpan":
+    def _order(self) -> ContextSpan:
         if self.end_ms < self.start_ms:
             raise ValueError(f"span ends before it starts (start_ms={self.start_ms}, end_ms={self.end_ms})")
         return self

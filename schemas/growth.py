@@ -70,7 +70,7 @@ class JevonsRule(BaseModel):
     severity: Severity = Severity.warning
 
     @model_validator(mode="after")
-    def _equal_length_periods(self) -> "JevonsRule":
+    def _equal_length_periods(self) -> JevonsRule:
         if self.period is Period.month:
             raise ValueError("jevons compares equal-length periods: use day or week")
         return self
@@ -97,7 +97,7 @@ class GrowthRule(BaseModel):
     severity: Severity = Severity.warning
 
     @model_validator(mode="after")
-    def _period(self) -> "GrowthRule":
+    def _period(self) -> GrowthRule:
         if self.period is Period.day:
             raise ValueError("growth rules compare weeks or months (day over day is noise)")
         return self
@@ -123,7 +123,7 @@ class ExpectedMatch(BaseModel):
     model: str | None = None
 
     @model_validator(mode="after")
-    def _at_most_one(self) -> "ExpectedMatch":
+    def _at_most_one(self) -> ExpectedMatch:
         if sum(v is not None for v in (self.team, self.app, self.model)) > 1:
             raise ValueError("expected_growth match names one series: at most one of team, app, model")
         return self
@@ -169,7 +169,7 @@ class GrowthConfig(BaseModel):
     savings: SavingsSettings = SavingsSettings()
 
     @model_validator(mode="after")
-    def _names(self) -> "GrowthConfig":
+    def _names(self) -> GrowthConfig:
         errors = [f"growth rule {n!r}: names start with 'growth_' (lowercase, digits, _)"
                   for n in self.growth if not (n.startswith("growth_") and n.replace("_", "").isalnum()
                                                and n == n.lower() and len(n) <= 64)]

@@ -17,7 +17,7 @@ loaded into `outcomes` by the loader.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Literal
@@ -58,7 +58,7 @@ class OutcomeEvent(BaseModel):
     received_ms: int = Field(ge=0)
 
     @model_validator(mode="after")
-    def _work_and_unit(self) -> "OutcomeEvent":
+    def _work_and_unit(self) -> OutcomeEvent:
         if self.session_id is None and self.trace_id is None:
             raise ValueError("an outcome names its work: session_id or trace_id")
         if self.value is not None and not self.value_unit:
@@ -81,6 +81,6 @@ def outcome_row(event: OutcomeEvent) -> list:
     """The `outcomes` table row (columns OUTCOME_COLUMNS) for a validated event."""
     doc = event.model_dump(mode="python")
     doc["status"] = event.status.value
-    doc["occurred_at"] = datetime.fromtimestamp(event.occurred_ms / 1000, tz=timezone.utc)
-    doc["received_at"] = datetime.fromtimestamp(event.received_ms / 1000, tz=timezone.utc)
+    doc["occurred_at"] = datetime.fromtimestamp(event.occurred_ms / 1000, tz=UTC)
+    doc["received_at"] = datetime.fromtimestamp(event.received_ms / 1000, tz=UTC)
     return [doc[c] for c in OUTCOME_COLUMNS]

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -70,11 +70,11 @@ class ModelMatch(BaseModel):
     ends_with: str | None = None
     contains: str | None = None
     regex: str | None = None
-    any_of: tuple["ModelMatch", ...] | None = None
-    all_of: tuple["ModelMatch", ...] | None = None
+    any_of: tuple[ModelMatch, ...] | None = None
+    all_of: tuple[ModelMatch, ...] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "ModelMatch":
+    def _one(self) -> ModelMatch:
         set_fields = [k for k in ("equals", "starts_with", "ends_with", "contains", "regex", "any_of", "all_of")
                       if getattr(self, k) is not None]
         if len(set_fields) != 1:
@@ -150,7 +150,7 @@ class ModelPrice(BaseModel):
     @classmethod
     def _utc(cls, v):
         if isinstance(v, date) and not isinstance(v, datetime):
-            return datetime(v.year, v.month, v.day, tzinfo=timezone.utc)
+            return datetime(v.year, v.month, v.day, tzinfo=UTC)
         return v
 
     @field_validator("effective_from", "effective_to")
@@ -158,7 +158,7 @@ class ModelPrice(BaseModel):
     def _aware(cls, v: datetime | None) -> datetime | None:
         if v is None:
             return v
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
     @field_validator(
         "input_usd_per_mtok", "cached_input_usd_per_mtok", "cache_creation_input_usd_per_mtok", "output_usd_per_mtok",
@@ -178,7 +178,7 @@ class ModelPrice(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _period(self) -> "ModelPrice":
+    def _period(self) -> ModelPrice:
         if self.effective_to is not None and self.effective_to <= self.effective_from:
             raise ValueError(f"effective_to {self.effective_to} is not after effective_from {self.effective_from}")
         return self
@@ -257,7 +257,7 @@ class PriceTable(BaseModel):
     _models: dict = PrivateAttr(default_factory=dict)  # memo: (provider, model) -> canonical or None
 
     @model_validator(mode="after")
-    def _no_overlapping_periods(self) -> "PriceTable":
+    def _no_overlapping_periods(self) -> PriceTable:
         errors = []
         seen: dict[tuple[str, str, str], list[ModelPrice]] = {}
         for p in self.prices:
@@ -302,7 +302,7 @@ class PriceTable(BaseModel):
             self._models[key] = (canonical, tuple(price_order([*local, *shipped])))
         return self._models[key]
 
-    def resolved_for(self, pairs) -> tuple["PriceTable", dict[tuple[str, str], str]]:
+    def resolved_for(self, pairs) -> tuple[PriceTable, dict[tuple[str, str], str]]:
         """A local, exact-name table pricing just these reported (provider, model) pairs as this
         one does, and each pair's catalog model: what a generated CASE can evaluate anywhere
         (`tokenpulse reprice` in ClickHouse) whatever the size of the catalog."""
@@ -343,8 +343,8 @@ def price_order(prices) -> list[ModelPrice]:
 
 
 def _overlaps(a: ModelPrice, b: ModelPrice) -> bool:
-    a_end = a.effective_to or datetime.max.replace(tzinfo=timezone.utc)
-    b_end = b.effective_to or datetime.max.replace(tzinfo=timezone.utc)
+    a_end = a.effective_to or datetime.max.replace(tzinfo=UTC)
+    b_end = b.effective_to or datetime.max.replace(tzinfo=UTC)
     return a.effective_from < b_end and b.effective_from < a_end
 
 

@@ -68,7 +68,7 @@ class SenderMatch(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _something(self) -> "SenderMatch":
+    def _something(self) -> SenderMatch:
         if not (self.scope or self.scope_prefix or self.provider or self.sdk_name):
             raise ValueError("match needs at least one of scope, scope_prefix, provider, sdk_name")
         return self
@@ -94,7 +94,7 @@ class Defaults(BaseModel):
     preference: int = Field(default=10, ge=0, le=100)
 
     @model_validator(mode="after")
-    def _complete(self) -> "Defaults":
+    def _complete(self) -> Defaults:
         missing = [c for c in USAGE_CLASSES if not getattr(self.usage, c)]
         if missing:
             raise ValueError(f"defaults.usage must name attributes for every class; missing {missing}")
@@ -118,7 +118,7 @@ class SenderCatalog(BaseModel):
     senders: tuple[Sender, ...] = ()
 
     @model_validator(mode="after")
-    def _unique(self) -> "SenderCatalog":
+    def _unique(self) -> SenderCatalog:
         names = [s.name for s in self.senders]
         dup = {n for n in names if names.count(n) > 1}
         if dup or "default" in names:

@@ -44,7 +44,7 @@ class Tenant(BaseModel):
     _authenticated_key_id: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _hex_digests(self) -> "Tenant":
+    def _hex_digests(self) -> Tenant:
         for d in self.api_key_sha256:
             if len(d) != 64 or any(c not in "0123456789abcdef" for c in d):
                 raise ValueError(f"tenant {self.id}: {d[:12]}... is not a lowercase SHA-256 hex digest")
@@ -78,7 +78,7 @@ class TenantDirectory(BaseModel):
     tenants: tuple[Tenant, ...]
 
     @model_validator(mode="after")
-    def _unique(self) -> "TenantDirectory":
+    def _unique(self) -> TenantDirectory:
         ids = [t.id for t in self.tenants]
         digests = [d for t in self.tenants for d in t.api_key_sha256]
         if len(set(ids)) != len(ids):

@@ -57,8 +57,17 @@ from tokenpulse.schemas.alerts import Alert, AlertAction, AlertState, Severity, 
 from tokenpulse.schemas.detectors import DetectorConfig, load_detector_config
 from tokenpulse.settings import Settings
 
-from .cost_rollup import kafka_options, recovery_path, run_to_end
-from .loop_rules import AgentBaseline, Call, Finding, SessionState, add_call, monotone_findings, sequence_findings, settle
+from .job_runtime import kafka_options, recovery_path, run_to_end
+from .loop_rules import (
+    AgentBaseline,
+    Call,
+    Finding,
+    SessionState,
+    add_call,
+    monotone_findings,
+    sequence_findings,
+    settle,
+)
 
 log = logging.getLogger("tokenpulse.stream_jobs.loop_detection")
 

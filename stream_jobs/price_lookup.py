@@ -1,6 +1,6 @@
 """Pricing by lookup in the JVM: the comprehensive catalog, too large for the generated CASE.
 
-The generated CASE (pricing_sql.py) is the fastest way to price a small hand-written catalog,
+The generated CASE (core/pricing_sql.py) is the fastest way to price a small hand-written catalog,
 but it stops being JIT-compiled past a few dozen entries (bench/README.md), and it knows only
 exact model names. The shipped catalog (thousands of entries with match rules and history,
 schemas/prices.catalog.yaml, under the local prices.yaml) is priced instead by
@@ -20,9 +20,8 @@ import base64
 
 from pyflink.table import TableEnvironment
 
+from tokenpulse.core.pricing_sql import PRICE_COLUMNS
 from tokenpulse.schemas.pricing import ModelMatch, PriceTable
-
-from .pricing_sql import PRICE_COLUMNS
 
 FUNCTION_NAME = "tokenpulse_price_of"
 CATALOG_MODEL_FUNCTION = "tokenpulse_catalog_model"

@@ -1,7 +1,6 @@
 """Fixtures shared by unit and integration tests."""
 
 import pytest
-
 from otlp_builders import SpanFactory
 
 

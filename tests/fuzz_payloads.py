@@ -25,8 +25,9 @@ import json
 import math
 import random
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
@@ -120,7 +121,7 @@ def good_attributes(rng: random.Random) -> dict[str, Any]:
     if rng.random() < 0.3:
         attrs["gen_ai.conversation.id"] = f"sess-{rng.randint(0, 999)}"
     if rng.random() < 0.2:
-        attrs["gen_ai.prompt"] = "retry step %d of the task" % rng.randint(0, 9)
+        attrs["gen_ai.prompt"] = f"retry step {rng.randint(0, 9)} of the task"
     return attrs
 
 

@@ -5,6 +5,7 @@ its tests use a hand-written local table alone: the catalog-sized table is price
 Java lookup (tests/integration/test_price_lookup_udf.py)."""
 
 import functools
+from datetime import UTC
 from pathlib import Path
 
 from tokenpulse.schemas.pricing import PriceTable, load_price_table
@@ -42,12 +43,12 @@ def _fits(entry: dict, model: str) -> bool:
 
 
 def _ms(value) -> int:
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
     return int(value.timestamp() * 1000)
 
 

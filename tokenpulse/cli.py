@@ -9,9 +9,9 @@ import argparse
 import logging
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -86,9 +86,10 @@ def cmd_status(settings: Settings, args) -> int:
 
 
 def cmd_sql(settings: Settings, args) -> int:
-    from .sql_client import QueryError, format_table, run_sql, saved_query
     from tokenpulse.loader.clickhouse import StoreBusy
     from tokenpulse.sql import QUERIES_DIR
+
+    from .sql_client import QueryError, format_table, run_sql, saved_query
 
     if args.list:
         for p in sorted(QUERIES_DIR.glob("*.sql")):
@@ -150,18 +151,17 @@ def cmd_config_check(settings: Settings, args) -> int:
     from pydantic import ValidationError
 
     from tokenpulse.alerts.config import load_hooks
+    from tokenpulse.core.pricing_sql import check_stream_catalog_size
     from tokenpulse.insights.runner import InsightsSettings
     from tokenpulse.schemas.budgets import load_budget_config
-    from tokenpulse.schemas.growth import load_growth_config
     from tokenpulse.schemas.detectors import load_detector_config
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
+    from tokenpulse.schemas.growth import load_growth_config
     from tokenpulse.schemas.pricing import load_price_table
+    from tokenpulse.schemas.senders import load_senders
     from tokenpulse.schemas.tenants import load_tenants
-    from tokenpulse.stream_jobs.pricing_sql import check_stream_catalog_size
 
     from .stack import dispatcher_environ
-
-    from tokenpulse.schemas.senders import load_senders
 
     def prices(path):
         table = load_price_table(path, settings.stream.catalog_file)
@@ -231,16 +231,22 @@ def cmd_prices_import(settings: Settings, args) -> int:
 
 def cmd_reprice(settings: Settings, args) -> int:
     from tokenpulse.loader.clickhouse import StoreBusy
-    from tokenpulse.loader.reprice import (distinct_models_sql, period_params, rebuild_rollups_statements,
-                                           reprice_spans_sql, with_sync_insert)
+    from tokenpulse.loader.reprice import (
+        distinct_models_sql,
+        period_params,
+        rebuild_rollups_statements,
+        reprice_spans_sql,
+        with_sync_insert,
+    )
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
+
     from .sql_client import QueryError, format_table, run_sql, saved_query
 
     if args.to <= args.start:
         print("error: --to must be after --from", file=sys.stderr)
         return 2
-    open_from = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(milliseconds=settings.stream.watermark_delay_ms, minutes=1)
+    open_from = datetime.now(UTC).replace(tzinfo=None) - timedelta(milliseconds=settings.stream.watermark_delay_ms, minutes=1)
     if args.to > open_from:
         print(f"error: windows after {open_from:%Y-%m-%d %H:%M:%S} UTC may still be open in the stream job, which "
               "would overwrite the rebuilt rollups; choose an earlier --to", file=sys.stderr)
@@ -269,13 +275,14 @@ def cmd_reprice(settings: Settings, args) -> int:
 
 def cmd_report(settings: Settings, args) -> int:
     from tokenpulse.loader.clickhouse import StoreBusy
+
     from .report import Period, write_report
     from .sql_client import QueryError
 
     def utc(t: datetime | None) -> datetime | None:  # ClickHouse returns naive UTC: compare like with like
-        return t.astimezone(timezone.utc).replace(tzinfo=None) if t is not None and t.tzinfo else t
+        return t.astimezone(UTC).replace(tzinfo=None) if t is not None and t.tzinfo else t
 
-    until = utc(args.until) or datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    until = utc(args.until) or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     period = Period(utc(args.since) or until - timedelta(days=args.days), until)
     if period.end <= period.start:
         print("error: --until must be after --since", file=sys.stderr)
@@ -333,12 +340,13 @@ def cmd_resolve_alerts(settings: Settings, args) -> int:
 
 
 def cmd_demo(settings: Settings, args) -> int:
-    from .demo import APPS, AlertInbox, run_runaway_agent, run_stock_instrumented_app, run_workload
-    from .sql_client import QueryError, format_table, run_sql, saved_query
-    from .stack import dispatcher_environ
     from tokenpulse.alerts.config import load_hooks
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import load_price_table
+
+    from .demo import APPS, AlertInbox, run_runaway_agent, run_stock_instrumented_app, run_workload
+    from .sql_client import QueryError, format_table, run_sql, saved_query
+    from .stack import dispatcher_environ
 
     inbox = _demo_inbox(settings, load_hooks, dispatcher_environ(), AlertInbox)
     if cmd_up(settings, args) != 0:
@@ -347,7 +355,7 @@ def cmd_demo(settings: Settings, args) -> int:
         prices = load_price_table(settings.stream.prices_file, settings.stream.catalog_file)
         edge = load_edge_profiles(settings.stream.edge_profiles_file)
         c = settings.collector
-        start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        start = datetime.now(UTC).replace(second=0, microsecond=0)
         print(f"\nsending {args.calls} LLM calls from {len(APPS)} instrumented apps over ~{args.duration:.0f} s")
         with tqdm(total=args.calls, desc="demo calls", unit="call", file=sys.stderr) as bar:
             expected = run_workload(f"http://{c.host}:{c.port}/v1/traces", prices, edge, calls=args.calls,
@@ -435,7 +443,7 @@ def _report_stock_app(settings: Settings, stock, prices) -> bool:
                 or time.monotonic() > deadline:
             break
         time.sleep(2)
-    print(f"\nthe OpenLLMetry app, stored vs the fake provider's truth (docs/conformance.md):")
+    print("\nthe OpenLLMetry app, stored vs the fake provider's truth (docs/conformance.md):")
     print(runner.render_table([result]))
     return (result.calls_stored == result.calls_made and result.duplicates == 0
             and not any(result.class_wrong.values()) and result.attributed == result.attributable)

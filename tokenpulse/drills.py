@@ -473,7 +473,7 @@ class DrillRunner:
         # The last drill's minute must close (+ watermark delay) before its rollups are complete.
         self.progress("waiting for the 1-minute windows to close, then reconciling rollups")
         deadline = time.monotonic() + 60 + self.options.settle_timeout_s
-        for name, fault, w, r, recover, notes in results:
+        for _name, _fault, w, r, _recover, _notes in results:
             reconcile_rollups(self.settings, w, r, deadline)
         return [DrillResult(name, fault, r, recover, notes) for name, fault, w, r, recover, notes in results]
 

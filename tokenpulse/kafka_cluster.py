@@ -247,7 +247,7 @@ class KafkaCluster:
         """SIGTERM every node at once, then wait for each: stopped one by one, the last node's
         controlled shutdown would wait for a quorum that is already gone."""
         pids = {n: self.pid(n) for n in range(1, NODES + 1)}
-        for n, pid in pids.items():
+        for pid in pids.values():
             if pid is not None:
                 try:
                     os.killpg(pid, signal.SIGTERM)

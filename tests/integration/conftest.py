@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from helpers import HOOK_SECRET, PAGERDUTY_ROUTING_KEY, port, write_test_detectors, write_test_hooks, write_test_prices
 from hook_receivers import RecordingServer
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import yaml
 
 from tokenpulse.settings import REPO_ROOT, Settings
 from tokenpulse.sql_client import run_sql
-
 
 # Every fixed test port shifts by this much, so two runs (a CI checkout and a working tree)
 # can share one machine: TOKENPULSE_IT_PORT_OFFSET=1000 make test.
@@ -48,7 +47,7 @@ PRICE_CHANGE_MS = (int(time.time()) // 60 + 3) * 60_000 + 30_000
 
 def write_test_prices(path) -> None:
     doc = yaml.safe_load((REPO_ROOT / "schemas" / "prices.yaml").read_text())
-    change = datetime.fromtimestamp(PRICE_CHANGE_MS / 1000, tz=timezone.utc).isoformat()
+    change = datetime.fromtimestamp(PRICE_CHANGE_MS / 1000, tz=UTC).isoformat()
     common = {"provider": "openai", "model": PRICE_CHANGE_MODEL, "source": "integration test fixture"}
     doc["prices"] += [
         {**common, "input_usd_per_mtok": "1.00", "output_usd_per_mtok": "2.00",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from helpers import wait_for
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -16,8 +17,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from helpers import wait_for
 
 pytestmark = pytest.mark.integration
 INPUT_TOPIC = "it-otelcol-acme"  # configured in conftest.TEST_ENV as tenant acme

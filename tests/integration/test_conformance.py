@@ -18,12 +18,12 @@ import re
 import uuid
 
 import pytest
-
 from helpers import wait_for
+
+from tokenpulse.conformance import runner
 from tokenpulse.schemas.pricing import load_price_table
 from tokenpulse.settings import REPO_ROOT
 from tokenpulse.sql_client import run_sql
-from tokenpulse.conformance import runner
 
 pytestmark = pytest.mark.integration
 VENVS, SETUPS = runner.load()

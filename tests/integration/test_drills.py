@@ -18,7 +18,6 @@ import time
 from decimal import Decimal
 
 import pytest
-
 from helpers import port, without_session_settings
 
 from tokenpulse.settings import REPO_ROOT

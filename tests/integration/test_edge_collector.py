@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 
 import pytest
+from helpers import port
 from kafka import KafkaConsumer, TopicPartition
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -31,8 +32,6 @@ from tokenpulse.kafka_admin import apply_topics
 from tokenpulse.schemas import topics
 from tokenpulse.settings import REPO_ROOT, Settings
 from tokenpulse.stack import Stack
-
-from helpers import port
 
 pytestmark = pytest.mark.integration
 

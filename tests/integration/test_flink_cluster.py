@@ -20,20 +20,19 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from helpers import wait_for
 from kafka import KafkaConsumer
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_pipeline import KEYS, independent_cost
 
 from tokenpulse.flink_cluster import FlinkCluster
-from tokenpulse.sdk import record_llm_call
 from tokenpulse.schemas import topics
+from tokenpulse.sdk import record_llm_call
 from tokenpulse.stack import Stack
-
-from helpers import wait_for
-from test_pipeline import KEYS, independent_cost
 
 pytestmark = pytest.mark.integration
 SERVICE = "it-flink-cluster"

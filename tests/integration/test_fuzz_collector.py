@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import port, without_session_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

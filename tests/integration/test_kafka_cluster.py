@@ -21,10 +21,9 @@ import time
 from decimal import Decimal
 
 import pytest
+from helpers import port
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
-
-from helpers import port
 
 from tokenpulse.drills import Workload, environment, patient, reconcile_raw, reconcile_rollups
 from tokenpulse.kafka_cluster import KafkaCluster, KafkaClusterSettings

@@ -12,6 +12,7 @@ import time
 import uuid
 
 import pytest
+from helpers import HOOK_SECRET, wait_for
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -25,8 +26,6 @@ from tokenpulse.schemas.alerts import Alert, alert_id_for
 from tokenpulse.sdk import CircuitBreaker, SessionStopped, call_fingerprint, record_llm_call
 from tokenpulse.sql_client import run_sql
 from tokenpulse.stack import Stack
-
-from helpers import HOOK_SECRET, wait_for
 
 pytestmark = pytest.mark.integration
 KEY = "demo-acme-key"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import price_fixtures
 import pytest
+from helpers import wait_for
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,8 +22,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tokenpulse.sdk import record_llm_call, record_outcome
 from tokenpulse.sql_client import run_sql, saved_query
-
-from helpers import wait_for
 
 pytestmark = pytest.mark.integration
 KEY = "demo-acme-key"  # tenant acme in schemas/tenants.demo.yaml
@@ -78,7 +77,7 @@ def test_cost_per_outcome_from_spans_and_outcomes_sent_through_the_collector(sta
     assert run_sql(stack_settings, "SELECT count() FROM outcomes WHERE tenant = 'acme' AND outcome_id = {o:String}",
                    {"o": f"{run}-o1"}).rows[0][0] >= 1
 
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     result = run_sql(stack_settings, saved_query("cost_per_outcome"),
                      {"from": str(today - timedelta(days=1)), "to": str(today + timedelta(days=1))}).as_dicts()
     money = ("cost_usd", "cost_per_success_usd", "value", "value_per_usd")  # decimal strings via the loader

@@ -9,12 +9,13 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import defaultdict
+from datetime import UTC
 from decimal import Decimal
 
+import price_fixtures
 import pytest
 import yaml
-
-import price_fixtures
+from helpers import wait_for
 from kafka import KafkaConsumer
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -25,8 +26,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tokenpulse.schemas import topics
 from tokenpulse.settings import REPO_ROOT
 from tokenpulse.sql_client import run_sql
-
-from helpers import wait_for
 
 pytestmark = pytest.mark.integration
 KEYS = {"acme": "demo-acme-key", "globex": "demo-globex-key"}
@@ -105,7 +104,10 @@ def test_rollups_equal_independent_totals_and_duplicates_count_once(stack_settin
         export(stack_settings, tenant, spans[:5])  # a retrying exporter re-sends: must not double count
         for i, (_, team, prov, model, inp, cr, cc, out, _, *tier) in enumerate(calls):
             g = expected[(tenant, team, model)]
-            g[0] += 1; g[1] += inp; g[2] += out; g[3] += independent_cost(prov, model, inp, cr, cc, out, *tier)
+            g[0] += 1
+            g[1] += inp
+            g[2] += out
+            g[3] += independent_cost(prov, model, inp, cr, cc, out, *tier)
             if prov == "ollama":
                 g[3] += busy_ms(now_ns, i) * independent_edge_rate(EDGE_RUNTIME)
     total_calls = sum(g[0] for g in expected.values())
@@ -242,9 +244,14 @@ def test_reprice_in_clickhouse_matches_flink_and_applies_corrections(stack_setti
     """ClickHouse re-evaluates the same generated pricing SQL: with the same catalog it must
     reproduce Flink's cost to the last digit; with a corrected price it moves by exactly the
     hand-computed difference, and raw spans and rollups reconcile afterwards."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    from tokenpulse.loader.reprice import distinct_models_sql, period_params, rebuild_rollups_statements, reprice_spans_sql
+    from tokenpulse.loader.reprice import (
+        distinct_models_sql,
+        period_params,
+        rebuild_rollups_statements,
+        reprice_spans_sql,
+    )
     from tokenpulse.schemas.edge_profiles import load_edge_profiles
     from tokenpulse.schemas.pricing import PriceTable, load_price_table
     from tokenpulse.sql_client import saved_query
@@ -259,7 +266,7 @@ def test_reprice_in_clickhouse_matches_flink_and_applies_corrections(stack_setti
     flink = wait_for(stack_settings, q, params, lambda r: len(r) >= len(shapes))
     assert len(flink) == len(shapes)
 
-    minute = datetime.fromtimestamp(now_ns / 1e9, tz=timezone.utc).replace(second=0, microsecond=0)
+    minute = datetime.fromtimestamp(now_ns / 1e9, tz=UTC).replace(second=0, microsecond=0)
     # Reprice only closed windows (as the CLI insists): wait until the stream has rolled this minute up.
     m = {"m": minute.strftime("%Y-%m-%d %H:%M:%S")}
     wait_for(stack_settings, """

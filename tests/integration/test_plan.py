@@ -42,11 +42,10 @@ def test_large_catalog_is_priced_by_the_java_lookup_function(tmp_path):
     """Past the CASE's size limit ("auto"), the job prices with the Java function: the plan
     calls it, still no Python in the pricing path."""
     import os
-
-    from test_price_lookup_udf import large_catalog  # noqa: I001 (tests/integration is on the path)
     import random
 
     import yaml
+    from test_price_lookup_udf import large_catalog  # noqa: I001 (tests/integration is on the path)
 
     prices = tmp_path / "prices.yaml"
     prices.write_text(yaml.safe_dump(large_catalog(random.Random(3)).model_dump(mode="json")))

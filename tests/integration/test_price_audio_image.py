@@ -12,13 +12,13 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from helpers import wait_for
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from helpers import wait_for
 from test_pipeline import KEYS, export
+
 from tokenpulse.schemas.tenants import hash_key
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,6 @@ import uuid
 from decimal import Decimal
 
 import pytest
-
 from helpers import PRICE_CHANGE_MODEL, PRICE_CHANGE_MS, wait_for
 from test_pipeline import export, record_spans
 

@@ -6,7 +6,7 @@ catalog with periods, context tiers, service tiers, aliases, audio-token rates a
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -18,7 +18,7 @@ from tokenpulse.settings import PathSettings
 from tokenpulse.stream_jobs import price_lookup
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def large_catalog(rnd: random.Random) -> PriceTable:

@@ -24,12 +24,13 @@ from __future__ import annotations
 import calendar
 import functools
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import price_fixtures
 import pytest
 import yaml
+from helpers import wait_for
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -41,10 +42,7 @@ from tokenpulse.insights.jevons import JevonsEvaluator
 from tokenpulse.insights.runner import InsightsRunner, KafkaAlertPublisher, query_fn_for_settings, sql_insert
 from tokenpulse.schemas.budgets import load_budget_config
 from tokenpulse.schemas.growth import load_growth_config
-from tokenpulse.settings import REPO_ROOT
 from tokenpulse.sql_client import run_sql
-
-from helpers import wait_for
 
 pytestmark = pytest.mark.integration
 KEY, TENANT = "demo-acme-key", "acme"
@@ -123,13 +121,13 @@ def arc_elasticity(q1: Decimal, q2: Decimal, s1: Decimal, s2: Decimal) -> Decima
 
 
 def at(day: date, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
 
 def test_jevons_team_is_flagged_with_its_elasticity_and_the_flat_team_is_not(stack_settings, hook_receivers):
     run = uuid.uuid4().hex[:6]
     jev, flat = f"jev-{run}", f"flat-{run}"
-    month = history_month(datetime.now(timezone.utc).date())
+    month = history_month(datetime.now(UTC).date())
     w0 = month - timedelta(days=month.weekday() + 21)  # three complete ISO weeks before the budget month
     weeks = [w0, w0 + timedelta(days=7), w0 + timedelta(days=14)]
     # One call a day per team; identical workloads vary day to day (the weekly totals are what count).
@@ -194,7 +192,7 @@ def test_budget_at_40_percent_on_day_5_with_accelerating_burn_pages_on_the_fast_
         stack_settings, hook_receivers, tmp_path):
     run = uuid.uuid4().hex[:6]
     team, budget_id = f"bud-{run}", f"scen-{run}-monthly"
-    month = history_month(datetime.now(timezone.utc).date())
+    month = history_month(datetime.now(UTC).date())
     amount = Decimal("3000.00")
     # claude-opus-4 input at $15 per 1M: 1,000 tokens = $0.015.
     calls = [Call(at(month) + timedelta(hours=h, minutes=30), team, "anthropic", "claude-opus-4", 1_348_000, 0)

@@ -17,14 +17,13 @@ import pytest
 from pyflink.table import EnvironmentSettings, TableEnvironment
 from pyflink.table.expressions import col
 
+from tokenpulse.conformance.runner import FIXTURES, load_fixture
 from tokenpulse.core.otlp_decode import decode
 from tokenpulse.core.span_mapping import map_spans
 from tokenpulse.jars import udf_jar
 from tokenpulse.schemas.events import ContextSpan, TokenSpan
 from tokenpulse.settings import PathSettings
 from tokenpulse.stream_jobs.cost_rollup import ASSEMBLER_CLASS, ASSEMBLY_KEY, SPAN_COLUMNS
-
-from tokenpulse.conformance.runner import FIXTURES, load_fixture
 
 pytestmark = pytest.mark.integration
 

@@ -270,7 +270,6 @@ class Comparison:
 def compare(run: RunResult, rows: list[dict], price_table) -> Comparison:
     """`rows`: token_spans rows (FINAL) of the run's service, as dicts."""
     truth = {t["response_id"]: t for t in run.provider_truth}
-    app = {a["response_id"]: a for a in run.app_truth if a.get("response_id")}
     wire = wire_classes(run.requests)
     by_rid: dict[str, list[dict]] = {}
     for row in rows:

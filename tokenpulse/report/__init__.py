@@ -12,7 +12,7 @@ runs, else the store directly), or a client's query in tests.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import page, sections
@@ -33,7 +33,7 @@ def build_report(query: QueryFn, period: Period, *, tenant: str = "", top_sessio
         sections.budgets(query, period, tenant),
         sections.savings(query, period, tenant),
     ]
-    generated = generated or datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    generated = generated or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     return page.render(charts, head, period, tenant, generated, store)
 
 

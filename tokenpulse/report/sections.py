@@ -5,10 +5,10 @@ the page shows as "no data for this period"."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 from tokenpulse.sql_client import QueryResult, saved_query
 
@@ -29,8 +29,8 @@ class Period:
     end: datetime
 
     @classmethod
-    def last_days(cls, days: float, now: datetime | None = None) -> "Period":
-        now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
+    def last_days(cls, days: float, now: datetime | None = None) -> Period:
+        now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None, microsecond=0)
         return cls(now - timedelta(days=days), now)
 
     def params(self, tenant: str, **extra) -> dict:
@@ -81,7 +81,7 @@ def _typed(column: str, value):
         if len(value) == 10:
             return date.fromisoformat(value)
         t = datetime.fromisoformat(value)
-        return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+        return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
     return value
 
 
@@ -314,7 +314,7 @@ def budgets(query: QueryFn, period: Period, tenant: str) -> Section:
         amount = r["amount_usd"]
         if not amount:  # validation refuses a zero amount; an old row must not break the page
             continue
-        share = lambda v: None if v is None else _f(v * 100 / amount)  # noqa: E731
+        share = lambda v, amount=amount: None if v is None else _f(v * 100 / amount)  # noqa: E731
         used = share(r["spend_usd"])
         kind = OVER if used >= 100 else NEAR if used >= 80 else UNDER
         label = f"{r['tenant']}/{r['budget_id']} ({r['period']})"

@@ -10,10 +10,10 @@ page adds the legend and a data table. Floats are used for geometry only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
-from typing import Callable
 
 from . import fmt
 

@@ -1,7 +1,6 @@
 """Fixtures for the alert dispatcher tests."""
 
 import pytest
-
 from alert_testkit import RecordingServer
 
 

@@ -1,10 +1,9 @@
 """The hooks file: defaults, kind-specific fields, and errors that name the hook and variable."""
 
 import pytest
-
 from alert_testkit import ENVIRON
-from tokenpulse.alerts.config import (PAGERDUTY_EVENTS_URL, HooksConfigError, RetryPolicy, hooks_from_data,
-                                      load_hooks)
+
+from tokenpulse.alerts.config import PAGERDUTY_EVENTS_URL, HooksConfigError, RetryPolicy, hooks_from_data, load_hooks
 from tokenpulse.schemas.alerts import Severity
 from tokenpulse.settings import REPO_ROOT
 

@@ -6,8 +6,8 @@ import time
 from typing import NamedTuple
 
 import pytest
-
 from alert_testkit import OutcomeLog, hook_entry, hooks_config, make_alert
+
 from tokenpulse.alerts.delivery import Deliveries
 from tokenpulse.alerts.dispatcher import AlertDispatcher
 from tokenpulse.alerts.outbox import Outbox

@@ -4,6 +4,7 @@ import json
 import time
 
 from alert_testkit import ROUTING_KEY, SECRET, hook_entry, hooks_config, make_alert
+
 from tokenpulse.alerts.hooks import WebhookFormat, build_request, send, verify_signature
 from tokenpulse.schemas.alerts import Alert, AlertState
 

@@ -4,7 +4,7 @@ those incidents in `alerts`, under their own alert ids."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tokenpulse.alerts.manual_resolve import choose, open_incidents, resolved_state
 from tokenpulse.insights.runner import query_fn_for_client
@@ -34,7 +34,7 @@ def test_finds_quiet_open_incidents_and_resolves_them_under_their_own_ids(store)
     store.insert("alerts", [alert_row(d) for d in docs], column_names=ALERT_COLUMNS)
     spans = [("acme", "t1", "s1", "orphan", NOW_MS - 2 * HOUR_MS), ("acme", "t2", "s2", "still-busy", NOW_MS - 10_000),
              ("other", "t3", "s3", "orphan", NOW_MS - 5_000)]  # another tenant's session of the same name
-    store.insert("token_spans", [[t, tr, sp, s, datetime.fromtimestamp(ms / 1000, timezone.utc)] for t, tr, sp, s, ms in spans],
+    store.insert("token_spans", [[t, tr, sp, s, datetime.fromtimestamp(ms / 1000, UTC)] for t, tr, sp, s, ms in spans],
                  column_names=["tenant", "trace_id", "span_id", "session_id", "end_time"])
 
     found = {i.session_id: i for i in open_incidents(query, "runaway_loop")}

@@ -3,8 +3,8 @@
 import sqlite3
 
 import pytest
-
 from alert_testkit import hook_entry, hooks_config, make_alert
+
 from tokenpulse.alerts.outbox import Outbox
 from tokenpulse.schemas.alerts import AlertState, Severity
 

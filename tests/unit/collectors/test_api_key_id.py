@@ -2,13 +2,12 @@
 the key's configured name, else "sha256:" + 12 hex digits of its digest; never the key."""
 
 import pytest
+from collector_fakes import MemoryWriter
+from otlp_builders import LLM_ATTRS
 from pydantic import ValidationError
 
-from otlp_builders import LLM_ATTRS
 from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
-
-from collector_fakes import MemoryWriter
 
 CI, LAPTOP = hash_key("k-acme-ci"), hash_key("k-acme-laptop")
 TENANTS = TenantDirectory(tenants=[Tenant(id="acme", api_key_sha256=[CI, LAPTOP], key_names={CI: "ci-bot"})])

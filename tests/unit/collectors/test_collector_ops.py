@@ -14,26 +14,30 @@ from types import SimpleNamespace
 
 import grpc
 import pytest
+from collector_fakes import MemoryWriter
 from google.rpc import error_details_pb2
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
+from otlp_builders import LLM_ATTRS
 from pydantic import ValidationError
 
-from otlp_builders import LLM_ATTRS
 from tokenpulse.collectors.__main__ import FailureCountingWriter
 from tokenpulse.collectors.breaker_board import BreakerBoard
-from tokenpulse.collectors.kafka_otlp_ingest import IngestStats
-from tokenpulse.core.kafka_writer import WriteFailed
-from tokenpulse.collectors.metrics import CollectorMetrics
-from tokenpulse.collectors.otlp_grpc import (EXPORT_METHOD, RETRY_INFO_KEY, SERVICE_NAME, make_grpc_server,
-                                            server_credentials)
 from tokenpulse.collectors.http_server import make_server
+from tokenpulse.collectors.kafka_otlp_ingest import IngestStats
+from tokenpulse.collectors.metrics import CollectorMetrics
+from tokenpulse.collectors.otlp_grpc import (
+    EXPORT_METHOD,
+    RETRY_INFO_KEY,
+    SERVICE_NAME,
+    make_grpc_server,
+    server_credentials,
+)
 from tokenpulse.collectors.otlp_http import TraceReceiver, server_tls_context
+from tokenpulse.core.kafka_writer import WriteFailed
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
 from tokenpulse.settings import CollectorSettings, KafkaSettings, Settings
-
-from collector_fakes import MemoryWriter
 
 TENANTS = TenantDirectory(tenants=[Tenant(id="acme", api_key_sha256=[hash_key("k-acme")])])
 AUTH = {"Authorization": "Bearer k-acme"}
@@ -404,7 +408,7 @@ def test_kafka_tls_settings_reach_the_python_clients(tmp_path):
 
 
 def _flink_options(role: str = "source", **kafka) -> dict[str, str]:
-    from stream_jobs.cost_rollup import kafka_options
+    from tokenpulse.stream_jobs.job_runtime import kafka_options
 
     text = kafka_options(Settings(kafka=KafkaSettings(**kafka)), role)
     pairs = re.findall(r"'((?:[^']|'')*)' = '((?:[^']|'')*)'", text)

@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
-
 from otlp_builders import LLM_ATTRS
+
 from tokenpulse.collectors.edge import BufferingWriter, make_edge_server
 from tokenpulse.collectors.edge_buffer import BufferFull, BufferInUse, EdgeBuffer, OutgoingRecord
 from tokenpulse.collectors.edge_forwarder import Backoff, Forwarder, KafkaSender

@@ -31,12 +31,25 @@ import random
 from collections import Counter
 
 import pytest
+from collector_fakes import MemoryWriter
+from fuzz_payloads import (
+    CLASSES,
+    JSON,
+    KEY_A,
+    MAX_BODY_BYTES,
+    PROTOBUF,
+    TENANT_KEYS,
+    Payload,
+    build,
+    encode_json,
+    encode_protobuf,
+    good_span,
+    hostile_payloads,
+    official_span_count,
+)
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from fuzz_payloads import (CLASSES, JSON, KEY_A, MAX_BODY_BYTES, PROTOBUF, TENANT_KEYS, Payload, build,
-                           encode_json, encode_protobuf, good_span, hostile_payloads, official_span_count)
-from collector_fakes import MemoryWriter
 from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.core.span_mapping import INTERNAL_ERROR_REASON
 from tokenpulse.schemas.events import DeadLetter, TokenSpan

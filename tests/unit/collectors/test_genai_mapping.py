@@ -3,8 +3,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from otlp_builders import LLM_ATTRS
+
 from tokenpulse.core.genai_mapping import Rejection, map_span
 from tokenpulse.core.otlp_decode import OtlpSpan, decode
 from tokenpulse.schemas.events import TokenSpan

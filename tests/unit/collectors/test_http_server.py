@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-
 from test_breaker_board import TENANTS, alert  # the board tests' tenants (key k-acme) and alerts
 
 from tokenpulse.collectors.breaker_board import BreakerBoard

@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from otlp_builders import LLM_ATTRS
+
 from tokenpulse.core.otlp_decode import MalformedRequest, decode
 
 GOLDEN = Path(__file__).parents[2] / "fixtures" / "otlp_genai.json"

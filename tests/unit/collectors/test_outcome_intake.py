@@ -11,19 +11,18 @@ import urllib.request
 from decimal import Decimal
 
 import pytest
+from collector_fakes import MemoryWriter
 
-from tokenpulse.core.kafka_writer import WriteFailed
 from tokenpulse.collectors.http_server import make_server
 from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.collectors.outcome_intake import MAX_OUTCOMES_PER_REQUEST, OutcomeIntake, parse_body
+from tokenpulse.core.kafka_writer import WriteFailed
 from tokenpulse.loader.kafka_to_clickhouse import Batch
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.outcomes import OUTCOME_COLUMNS
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
 from tokenpulse.sdk import OutcomeNotRecorded, record_outcome
 from tokenpulse.settings import CollectorSettings
-
-from collector_fakes import MemoryWriter
 
 TENANTS = TenantDirectory(tenants=[Tenant(id="acme", api_key_sha256=[hash_key("k-acme")]),
                                    Tenant(id="globex", api_key_sha256=[hash_key("k-globex")])])

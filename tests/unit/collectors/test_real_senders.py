@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-from tokenpulse.core.otlp_decode import decode
-from tokenpulse.core.span_mapping import map_spans
 from tokenpulse.conformance import runner
 from tokenpulse.conformance.runner import FIXTURES, WIRE_KEYS, load_fixture
+from tokenpulse.core.otlp_decode import decode
+from tokenpulse.core.span_mapping import map_spans
 from tokenpulse.schemas.events import ContextSpan, TokenSpan
 
 SETUPS = sorted(p.stem for p in FIXTURES.glob("*.json"))

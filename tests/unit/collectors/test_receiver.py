@@ -3,13 +3,12 @@
 import gzip
 import json
 
+from collector_fakes import MemoryWriter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
 from otlp_builders import LLM_ATTRS
+
 from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
-
-from collector_fakes import MemoryWriter
 
 TENANTS = TenantDirectory(tenants=[Tenant(id="acme", api_key_sha256=[hash_key("k-acme")]),
                                    Tenant(id="globex", api_key_sha256=[hash_key("k-globex")])])

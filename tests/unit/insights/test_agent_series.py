@@ -3,14 +3,14 @@ hand-made token_spans rows: per-agent daily and weekly series, exact unit price,
 against the previous period, and a re-delivered call counted once."""
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tokenpulse.loader import rows
 from tokenpulse.sql import QUERIES_DIR
 
 QUERY = (QUERIES_DIR / "agent_spend_series.sql").read_text()
-MONDAY = datetime(2026, 10, 5, 9, 0, tzinfo=timezone.utc)  # a Monday
+MONDAY = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)  # a Monday
 _n = iter(range(1, 10_000))
 
 
@@ -71,7 +71,7 @@ def test_per_agent_daily_and_weekly_series_by_hand(store):
 
 def test_period_bounds_are_half_open(store):
     t = f"bounds{uuid.uuid4().hex[:6]}"
-    store.insert("token_spans", [call(t, "a", datetime(2026, 10, 18, 23, 59, 59, tzinfo=timezone.utc), 10, 0, "1"),
-                                 call(t, "a", datetime(2026, 10, 19, 0, 0, tzinfo=timezone.utc), 10, 0, "1")],
+    store.insert("token_spans", [call(t, "a", datetime(2026, 10, 18, 23, 59, 59, tzinfo=UTC), 10, 0, "1"),
+                                 call(t, "a", datetime(2026, 10, 19, 0, 0, tzinfo=UTC), 10, 0, "1")],
                  column_names=rows.TOKEN_SPAN_COLUMNS)
     assert [str(r["period_start"]) for r in series(store, t, "day")] == ["2026-10-18"]

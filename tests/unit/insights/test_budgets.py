@@ -6,7 +6,7 @@ Decimal sums, and the runner (SQL insert into budget_status, alerts retried unti
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,13 +14,18 @@ from pydantic import ValidationError
 
 from tokenpulse.insights import runner as runner_mod
 from tokenpulse.insights.budgets import BUDGET_STATUS_COLUMNS, BudgetEvaluator
-from tokenpulse.insights.runner import (InsightsRunner, InsightsSettings, build_evaluators, query_fn_for_client,
-                                        sql_insert)
+from tokenpulse.insights.runner import (
+    InsightsRunner,
+    InsightsSettings,
+    build_evaluators,
+    query_fn_for_client,
+    sql_insert,
+)
 from tokenpulse.loader import rows
 from tokenpulse.schemas.alerts import AlertState, Severity
 from tokenpulse.schemas.budgets import BudgetConfig, load_budget_config
 
-UTC = timezone.utc
+UTC = UTC
 NOV = datetime(2025, 11, 1, tzinfo=UTC)
 
 

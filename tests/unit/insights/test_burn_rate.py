@@ -4,7 +4,7 @@ monthly budget on day 5 with accelerating burn pages on the fast pair), the flat
 that must not page, and the incident resolving when the burst stops."""
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,7 +16,7 @@ from tokenpulse.loader import rows
 from tokenpulse.schemas.alerts import AlertState, Severity
 from tokenpulse.schemas.budgets import BudgetConfig
 
-UTC = timezone.utc
+UTC = UTC
 NOV = datetime(2025, 11, 1, tzinfo=UTC)  # a 30-day month
 MONTH_S = 30 * 86_400
 

@@ -3,7 +3,7 @@ noisier days -> wider band), narrows as days accumulate, never goes below what i
 spent, and runs end to end on a real ClickHouse engine (in-memory chDB) over minute rows."""
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,7 @@ from tokenpulse.insights.runner import query_fn_for_client
 from tokenpulse.loader import rows
 from tokenpulse.schemas.budgets import BudgetConfig
 
-UTC = timezone.utc
+UTC = UTC
 D = Decimal
 
 

@@ -3,7 +3,7 @@ week over week, month over month (per-day rates: February is shorter), the annua
 the noise floor, and planned rollouts (`expected_growth`) that record without paging."""
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -15,7 +15,6 @@ from tokenpulse.insights.growth import GrowthEvaluator, annualize, growth, last_
 from tokenpulse.insights.runner import InsightsRunner, query_fn_for_client, sql_insert
 from tokenpulse.loader import rows
 from tokenpulse.schemas.alerts import Severity
-from tokenpulse.sql import QUERIES_DIR
 from tokenpulse.schemas.growth import (
     DEFAULT_GROWTH_FILE,
     GrowthConfig,
@@ -23,13 +22,14 @@ from tokenpulse.schemas.growth import (
     Period,
     load_growth_config,
 )
+from tokenpulse.sql import QUERIES_DIR
 
-WEEK_NOW = datetime(2025, 11, 24, 6, 0, tzinfo=timezone.utc)  # Monday: judges 2025-W47 vs W46
-MONTH_NOW = datetime(2025, 3, 5, 6, 0, tzinfo=timezone.utc)  # judges 2025-02 (28 days) vs 2025-01 (31)
+WEEK_NOW = datetime(2025, 11, 24, 6, 0, tzinfo=UTC)  # Monday: judges 2025-W47 vs W46
+MONTH_NOW = datetime(2025, 3, 5, 6, 0, tzinfo=UTC)  # judges 2025-02 (28 days) vs 2025-01 (31)
 
 
 def day_row(tenant, team, app, day, tokens, cost):
-    start = datetime(day.year, day.month, day.day, 9, 30, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, 9, 30, tzinfo=UTC)
     row = dict(tenant=tenant, team=team, service=app, provider="openai", model=f"model-{team}", runtime_kind="cloud",
                runtime_id="openai", window_start=start, part="", calls=1, error_calls=0, unpriced_calls=0,
                input_tokens=tokens, cached_input_tokens=0, cache_creation_input_tokens=0, output_tokens=0,

@@ -7,7 +7,7 @@ volume x1.5: spend falls, E = -0.6) is not either.
 """
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -21,12 +21,12 @@ from tokenpulse.schemas.alerts import Alert
 from tokenpulse.schemas.growth import GrowthConfig, JevonsRule, Period
 from tokenpulse.sql import QUERIES_DIR
 
-NOW = datetime(2025, 11, 24, 6, 0, tzinfo=timezone.utc)  # a Monday: weeks 2025-W46 and W47 are complete
+NOW = datetime(2025, 11, 24, 6, 0, tzinfo=UTC)  # a Monday: weeks 2025-W46 and W47 are complete
 PREV_MONDAY, CUR_MONDAY = date(2025, 11, 10), date(2025, 11, 17)
 
 
 def minute_row(tenant, team, app, model, day, tokens, cost, part="", minute=12 * 60):
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(minutes=minute)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(minutes=minute)
     row = dict(tenant=tenant, team=team, service=app, provider="openai", model=model, runtime_kind="cloud",
                runtime_id="openai", window_start=start, part=part, calls=10, error_calls=0, unpriced_calls=0,
                input_tokens=tokens * 4 // 5, cached_input_tokens=0, cache_creation_input_tokens=0,
@@ -124,7 +124,7 @@ def test_team_a_flagged_with_elasticity_and_savings_team_b_and_c_not(store, acme
     assert al.evidence["elasticity"] == "-1.500000" and al.evidence["expected_saving_usd"] == "8.750000000000"
     assert al.evidence["actual_change_usd"] == "8.750000000000"
     assert "arc elasticity -1.5" in al.summary and "$2.50 -> $1.25" in al.summary
-    assert al.opened_ms == int(datetime(2025, 11, 24, tzinfo=timezone.utc).timestamp() * 1000)
+    assert al.opened_ms == int(datetime(2025, 11, 24, tzinfo=UTC).timestamp() * 1000)
     # deterministic: a re-run for the same period re-emits the same alert id
     again = JevonsEvaluator(GrowthConfig()).findings(query_fn(store), NOW + timedelta(hours=5))[1]
     assert al.alert_id in {x.alert_id for x in again}

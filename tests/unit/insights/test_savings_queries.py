@@ -7,7 +7,7 @@ hand-made token_spans rows and numbers worked out by hand from schemas/prices.ya
 """
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -22,7 +22,7 @@ from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
 from tokenpulse.sql import QUERIES_DIR
 
 PRICES = load_price_table()
-DAY = datetime(2025, 11, 20, 10, 0, tzinfo=timezone.utc)
+DAY = datetime(2025, 11, 20, 10, 0, tzinfo=UTC)
 NOW = DAY + timedelta(hours=8)
 
 

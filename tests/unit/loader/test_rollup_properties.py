@@ -4,16 +4,17 @@ per-call costs; rebuilding from raw rows and repricing with the same catalog rec
 
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from price_fixtures import handwritten_prices
+
 from tokenpulse.loader import rows
 from tokenpulse.loader.reprice import period_params, rebuild_rollups_statements, reprice_spans_sql
 from tokenpulse.schemas.edge_profiles import load_edge_profiles
-from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
+from tokenpulse.schemas.pricing import call_cost_usd
 
 PRICES, EDGE = handwritten_prices(), load_edge_profiles()
 BASE_MS = 1763900000000 - 1763900000000 % 60000  # a minute boundary in 2025
@@ -42,7 +43,7 @@ def stream_rollup_row(docs):
     """What the Flink window emits for one group: the sums of its on-time calls."""
     d0 = docs[0]
     row = {k: d0[k] for k in ("tenant", "team", "service", "provider", "model", "runtime_kind", "runtime_id")}
-    start = datetime.fromtimestamp(d0["end_ms"] // 60000 * 60, tz=timezone.utc)
+    start = datetime.fromtimestamp(d0["end_ms"] // 60000 * 60, tz=UTC)
     row.update(window_start=start, part="", calls=len(docs), error_calls=0,
                unpriced_calls=sum(not d["priced"] for d in docs), cost_usd=sum(d["cost_usd"] for d in docs),
                edge_cost_usd=Decimal(0), cloud_equivalent_cost_usd=Decimal(0), semantic_cache_hits=0,
@@ -74,8 +75,8 @@ def test_any_split_into_parts_sums_to_the_calls_and_rebuild_reconciles(store, ca
                            "WHERE tenant = {t:String} GROUP BY 1", parameters={"t": tenant}).result_rows)
     assert got == dict(expected)
 
-    period = period_params(tenant, datetime.fromtimestamp(BASE_MS / 1000, tz=timezone.utc),
-                           datetime.fromtimestamp(BASE_MS / 1000, tz=timezone.utc) + timedelta(minutes=10))
+    period = period_params(tenant, datetime.fromtimestamp(BASE_MS / 1000, tz=UTC),
+                           datetime.fromtimestamp(BASE_MS / 1000, tz=UTC) + timedelta(minutes=10))
     store.command(reprice_spans_sql(PRICES, EDGE), parameters=period)
     for statement in rebuild_rollups_statements():
         store.command(statement, parameters=period)

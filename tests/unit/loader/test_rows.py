@@ -1,5 +1,5 @@
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -24,13 +24,13 @@ def test_cost_is_parsed_as_an_exact_decimal():
     doc = rows.parse(encoded(PRICED, "0.000012345678"))
     row = dict(zip(rows.TOKEN_SPAN_COLUMNS, rows.priced_span_row(doc)))
     assert row["cost_usd"] == Decimal("0.000012345678") and isinstance(row["cost_usd"], Decimal)
-    assert row["end_time"] == datetime(2025, 11, 23, 12, 14, 21, 234000, tzinfo=timezone.utc)
+    assert row["end_time"] == datetime(2025, 11, 23, 12, 14, 21, 234000, tzinfo=UTC)
 
 
 def test_late_span_becomes_its_own_rollup_part_of_its_minute():
     doc = rows.parse(encoded({**PRICED, "is_late": True}, "0.5"))
     row = dict(zip(rows.SPEND_1M_COLUMNS, rows.late_span_rollup_row(doc)))
-    assert row["window_start"] == datetime(2025, 11, 23, 12, 14, tzinfo=timezone.utc)
+    assert row["window_start"] == datetime(2025, 11, 23, 12, 14, tzinfo=UTC)
     assert row["part"] == f"{'a' * 32}:{'b' * 16}" and row["calls"] == 1 and row["cost_usd"] == Decimal("0.5")
 
 
@@ -51,7 +51,7 @@ def test_media_counts_and_a_late_semantic_cache_hit_roll_up_like_the_stream_wind
 def test_rollup_window_start_is_read_as_utc():
     doc = rows.parse(b'{"tenant":"acme","window_start":"2026-11-23 15:24:00","calls":3,"cost_usd":1.000000000001}')
     row = dict(zip(rows.SPEND_1M_COLUMNS, rows.rollup_row(doc)))
-    assert row["window_start"] == datetime(2026, 11, 23, 15, 24, tzinfo=timezone.utc)
+    assert row["window_start"] == datetime(2026, 11, 23, 15, 24, tzinfo=UTC)
     assert row["part"] == "" and row["cost_usd"] == Decimal("1.000000000001")
 
 

@@ -4,8 +4,8 @@ with report_data's workload, one empty."""
 from __future__ import annotations
 
 import pytest
-
 from report_data import new_store, seed
+
 from tokenpulse.insights.runner import query_fn_for_client
 
 

@@ -15,7 +15,7 @@ the same grouping as sql/queries/rebuild_spend_1m.sql."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import clickhouse_connect
@@ -64,7 +64,7 @@ class Calls:
     def add(self, tenant, service, team, provider, model, at: datetime, inp, out, *, cached=0, session=None,
             edge_cost=None, cloud_equivalent="0", runtime_id=None):
         self.n += 1
-        price = PRICES.price_at(provider, model, int(at.replace(tzinfo=timezone.utc).timestamp() * 1000), inp)
+        price = PRICES.price_at(provider, model, int(at.replace(tzinfo=UTC).timestamp() * 1000), inp)
         if edge_cost is not None:
             cost, kind = Decimal(edge_cost), "edge"
         else:
@@ -130,7 +130,7 @@ def seed(client) -> None:
                   column_names=["tenant", "stage", "reason", "received_at", "trace_id", "span_id", "excerpt",
                                 "kafka_topic", "kafka_partition", "kafka_offset"])
     query = query_fn_for_client(client)
-    now = NOW.replace(tzinfo=timezone.utc)
+    now = NOW.replace(tzinfo=UTC)
     evaluated = [BudgetEvaluator(BudgetConfig.model_validate(BUDGETS), settle_s=0).evaluate(query, now),
                  SavingsEvaluator(GrowthConfig(), PRICES).evaluate(query, now)]
     for tables, _alerts in evaluated:

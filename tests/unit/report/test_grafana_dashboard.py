@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from report_data import PERIOD
+
 from tokenpulse.settings import REPO_ROOT
 
 DASHBOARD = REPO_ROOT / "infra" / "grafana" / "tokenpulse-dashboard.json"
 PLUGIN = "grafana-clickhouse-datasource"
-FROM_S = int(PERIOD.start.replace(tzinfo=timezone.utc).timestamp())
-TO_S = int(PERIOD.end.replace(tzinfo=timezone.utc).timestamp())
+FROM_S = int(PERIOD.start.replace(tzinfo=UTC).timestamp())
+TO_S = int(PERIOD.end.replace(tzinfo=UTC).timestamp())
 INTERVAL_S = 3600
 
 
@@ -113,4 +113,4 @@ def test_expand_handles_nested_macros():
     sql = "SELECT 1 WHERE $__conditionalAll(tenant IN (${tenant:singlequote}), $tenant) AND $__timeFilter(t)"
     assert expand(sql, None) == f"SELECT 1 WHERE 1=1 AND t >= toDateTime({FROM_S}) AND t <= toDateTime({TO_S})"
     assert "(tenant IN ('a','b'))" in expand(sql, ["a", "b"])
-    assert datetime.fromtimestamp(FROM_S, timezone.utc).replace(tzinfo=None) == PERIOD.start
+    assert datetime.fromtimestamp(FROM_S, UTC).replace(tzinfo=None) == PERIOD.start

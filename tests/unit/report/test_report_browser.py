@@ -18,8 +18,8 @@ from datetime import datetime
 from html import unescape
 
 import pytest
-
 from report_data import PERIOD
+
 from tokenpulse.report import build_report
 
 CHARTS = ["spend-over-time", "jevons", "runaway-sessions", "cloud-vs-edge", "budget-burn", "savings"]

@@ -15,8 +15,8 @@ from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
-
 from report_data import PERIOD, START, workload
+
 from tokenpulse.report import build_report, fmt
 from tokenpulse.report.sections import choose_bucket
 

@@ -5,10 +5,11 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
+from otlp_builders import LLM_ATTRS
 from pydantic import ValidationError
 
-from otlp_builders import LLM_ATTRS
 from tokenpulse.core.genai_mapping import Rejection, map_span
 from tokenpulse.core.otlp_decode import OtlpSpan
 from tokenpulse.schemas.events import TokenSpan

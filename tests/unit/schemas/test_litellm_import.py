@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +20,7 @@ def test_litellm_prices_become_exact_sourced_entries():
     assert sonnet.cache_creation_input_usd_per_mtok == Decimal("3.75")
     assert sonnet.cached_input_usd_per_mtok == Decimal("0.3")
     assert by_model["text-embedding-3-small"].input_usd_per_mtok == Decimal("0.02")
-    assert all(p.effective_from == datetime(2026, 11, 1, tzinfo=timezone.utc) and p.source.startswith("LiteLLM") for p in result.table.prices)
+    assert all(p.effective_from == datetime(2026, 11, 1, tzinfo=UTC) and p.source.startswith("LiteLLM") for p in result.table.prices)
 
 
 def test_unusable_entries_are_reported_with_reasons_not_guessed():

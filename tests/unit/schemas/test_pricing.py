@@ -2,7 +2,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tokenpulse.schemas.pricing import ModelPrice, PriceTable, call_cost_usd, load_price_table
@@ -111,7 +112,7 @@ def test_batch_calls_use_batch_prices_and_unknown_tiers_fall_back_to_standard():
 
 
 def test_a_catalog_too_large_for_the_stream_is_refused_with_advice():
-    from tokenpulse.stream_jobs.pricing_sql import MAX_STREAM_PRICE_ENTRIES, CatalogTooLarge, check_stream_catalog_size
+    from tokenpulse.core.pricing_sql import MAX_STREAM_PRICE_ENTRIES, CatalogTooLarge, check_stream_catalog_size
 
     big = PriceTable(currency="USD", prices=[{**SONNET.model_dump(), "model": f"m{i}"}
                                              for i in range(MAX_STREAM_PRICE_ENTRIES + 1)])
@@ -119,5 +120,5 @@ def test_a_catalog_too_large_for_the_stream_is_refused_with_advice():
         check_stream_catalog_size(big)
     check_stream_catalog_size(load_price_table(catalog=None))  # the shipped local file alone fits
     # the comprehensive catalog is priced by the Java lookup
-    from tokenpulse.stream_jobs.pricing_sql import needs_lookup
+    from tokenpulse.core.pricing_sql import needs_lookup
     assert needs_lookup(load_price_table()) and not needs_lookup(load_price_table(catalog=None))

@@ -19,8 +19,13 @@ from tokenpulse.core.otlp_decode import OtlpSpan
 from tokenpulse.schemas import semconv as sc
 from tokenpulse.schemas.events import TokenSpan
 from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
-from tokenpulse.sdk import (anthropic_usage_attributes, openai_usage_attributes, record_llm_call,
-                            set_anthropic_usage, set_openai_usage)
+from tokenpulse.sdk import (
+    anthropic_usage_attributes,
+    openai_usage_attributes,
+    record_llm_call,
+    set_anthropic_usage,
+    set_openai_usage,
+)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ when delivered twice, exact Decimal sums per day, tenant and team, unpriced call
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from tokenpulse.sql import QUERIES_DIR
@@ -15,7 +15,7 @@ COLUMNS = ["tenant", "service", "team", "trace_id", "span_id", "operation", "pro
 
 
 def span(team: str, span_id: str, end: datetime, cost: str, *, priced=True, tokens=(100, 10), ingested=0) -> list:
-    at = end.replace(tzinfo=timezone.utc)
+    at = end.replace(tzinfo=UTC)
     return ["acme", "app", team, "t1", span_id, "chat", "openai", "gpt-4o", "cloud", "openai-api", at, at, at,
             tokens[0], tokens[1], 0, 0, 0, "ok", priced, Decimal(cost), False, at.replace(second=ingested)]
 

@@ -5,7 +5,7 @@ import os
 import time
 
 from tokenpulse.settings import Settings
-from tokenpulse.stream_jobs.cost_rollup import recovery_path
+from tokenpulse.stream_jobs.job_runtime import recovery_path
 
 
 def _checkpoint(root, job: str, n: int, mtime: float):

@@ -209,7 +209,7 @@ def test_agent_baseline_matches(jvm_replay):
     rng = random.Random(7)
     config = random_config(rng)
     events, t = [], 1_700_000_000_000
-    for i in range(3_000):
+    for _ in range(3_000):
         t += rng.choice([0, 100, 2_000, 20_000, 61_000])
         events.append({"op": "baseline", "end_ms": t - rng.choice([0, 0, 90_000, 200_000]),
                        "session": f"s-{rng.randrange(rng.choice([3, 40, 9_000]))}", "tokens": rng.randint(0, 50_000),

@@ -7,18 +7,19 @@ from decimal import Decimal
 
 import clickhouse_connect
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
-
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from price_fixtures import handwritten_prices
-from tokenpulse.schemas.edge_profiles import edge_call_cost_usd, load_edge_profiles
-from tokenpulse.schemas.pricing import call_cost_usd, load_price_table
-from tokenpulse.stream_jobs.pricing_sql import (
+
+from tokenpulse.core.pricing_sql import (
     clickhouse_null,
     cloud_equivalent_cost_case,
     cost_columns,
     edge_rate_case,
     priced_columns,
 )
+from tokenpulse.schemas.edge_profiles import edge_call_cost_usd, load_edge_profiles
+from tokenpulse.schemas.pricing import call_cost_usd
 
 PRICES, EDGE = handwritten_prices(), load_edge_profiles()
 MODELS = sorted({(p.provider, n) for p in PRICES.prices for n in p.names}) + [("openai", "not-in-the-table")]
