@@ -44,8 +44,8 @@ def _check(insights: InsightsSettings) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tokenpulse.insights", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m tokenpulse.insights") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
     parser.add_argument("--once", action="store_true", help="run one evaluation cycle and exit")
     parser.add_argument("--dry-run", action="store_true", help="print alerts; no Kafka, no inserts")

@@ -56,11 +56,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from tokenpulse.schemas.alerts import Alert
-from tokenpulse.settings import REPO_ROOT, KafkaSettings, Settings
+from tokenpulse.settings import InsightsSettings, KafkaSettings, Settings
 from tokenpulse.sql_client import QueryResult
 
 log = logging.getLogger("tokenpulse.insights")
@@ -81,32 +78,6 @@ class Evaluator(Protocol):
     name: str
 
     def evaluate(self, query: QueryFn, now: datetime) -> tuple[list[TableRows], list[Alert]]: ...
-
-
-class InsightsSettings(BaseSettings):
-    """The insights runner (python -m tokenpulse.insights). Kafka and ClickHouse come from
-    tokenpulse.settings.Settings (TOKENPULSE_KAFKA_*, TOKENPULSE_CLICKHOUSE_*)."""
-
-    model_config = SettingsConfigDict(env_prefix="TOKENPULSE_INSIGHTS_", frozen=True, extra="forbid")
-    # Seconds between evaluations. Budgets are judged on minute rollups, so less than 60 s
-    # only re-reads the same minutes.
-    interval_s: int = Field(default=60, ge=5, le=3600)
-    budgets_file: Path = REPO_ROOT / "schemas" / "budgets.yaml"
-    growth_file: Path = REPO_ROOT / "schemas" / "growth.yaml"  # growth, Jevons and savings rules
-    # Re-read budgets_file / growth_file when they change (checked before every cycle).
-    reload_config: bool = True
-    # Minutes younger than this are not judged yet: a 1-minute window closes after the
-    # stream's watermark delay (10 s) and reaches ClickHouse after the loader's batch (1 s).
-    # Counting a half-loaded minute would understate the 5-minute burn window.
-    settle_s: int = Field(default=30, ge=0, le=600)
-    # Evaluators to run: names in REGISTRY or "package.module:factory" paths (JSON list).
-    evaluators: list[str] = ["budgets", "growth", "jevons", "savings"]
-    client_id: str = "tokenpulse-insights"
-    publish_timeout_s: float = Field(default=10.0, gt=0)
-    # Unpublished alerts kept for the next cycle while Kafka is down (oldest dropped beyond).
-    max_pending_alerts: int = Field(default=10_000, ge=100)
-    # Largest JSON payload of one SQL insert (the loader's query endpoint takes 1 MiB).
-    insert_chunk_bytes: int = Field(default=512 * 1024, ge=4096, le=1024 * 1024)
 
 
 # Short names for evaluators shipped with tokenpulse: name -> "module:factory".

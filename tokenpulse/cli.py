@@ -6,6 +6,7 @@ Thin commands: each parses its arguments and calls one module.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import time
@@ -500,6 +501,23 @@ def cmd_drill(settings: Settings, args) -> int:
     return 1 if bad else 0
 
 
+# Command groups with their own parsers, each in its own module (`python -m <module>` works too):
+# `tokenpulse flink up`, `tokenpulse kafka stop-broker 2`, `tokenpulse insights --once`.
+COMMAND_GROUPS = {
+    "flink": ("tokenpulse.flink_cluster",
+              "a local standalone Flink cluster: up, submit the jobs, kill/start a TaskManager, down"),
+    "kafka": ("tokenpulse.kafka_cluster",
+              "a local three-node Kafka cluster: up, env, stop/start a broker, down"),
+    "insights": ("tokenpulse.insights.__main__",
+                 "the budget, burn-rate, growth and savings evaluators: --check, --once, or as a service"),
+}
+
+
+def run_group(name: str, argv: list[str]) -> int:
+    module, _ = COMMAND_GROUPS[name]
+    return importlib.import_module(module).main(argv, prog=f"tokenpulse {name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tokenpulse",
@@ -680,10 +698,19 @@ def build_parser() -> argparse.ArgumentParser:
     kh = sub.add_parser("key-hash", help="print the SHA-256 digest of an API key for the tenants file")
     kh.add_argument("key")
     kh.set_defaults(func=cmd_key_hash)
+
+    for name, (_, help_text) in COMMAND_GROUPS.items():
+        group = sub.add_parser(name, help=f"{help_text} (tokenpulse {name} --help)", add_help=False)
+        group.add_argument("args", nargs=argparse.REMAINDER)
+        group.set_defaults(func=lambda _settings, args, name=name: run_group(name, args.args))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is not None and argv[first] in COMMAND_GROUPS and set(argv[:first]) <= {"-v", "--verbose"}:
+        return run_group(argv[first], argv[first + 1:])  # their own parser and logging set-up
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")

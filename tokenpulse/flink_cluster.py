@@ -46,11 +46,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import yaml
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .jars import flink_connector_jar
-from .settings import REPO_ROOT, Settings
+from .settings import REPO_ROOT, FlinkClusterSettings, Settings
 from .stack import owned_pid, stop_process_group
 
 log = logging.getLogger(__name__)
@@ -68,22 +66,6 @@ CLIENT_EXIT_GRACE_S = 5.0
 
 class ClusterError(RuntimeError):
     pass
-
-
-class FlinkClusterSettings(BaseSettings):
-    """The local standalone cluster (TOKENPULSE_FLINK_CLUSTER_<FIELD>)."""
-
-    model_config = SettingsConfigDict(env_prefix="TOKENPULSE_FLINK_CLUSTER_", frozen=True, extra="forbid")
-    host: str = "127.0.0.1"
-    rest_port: int = 18081
-    rpc_port: int = 16123
-    taskmanagers: int = Field(default=2, ge=1)
-    slots: int = Field(default=2, ge=1)  # per TaskManager
-    jobmanager_memory: str = "1024m"
-    taskmanager_memory: str = "1536m"
-    heartbeat_timeout_ms: int = Field(default=15_000, ge=4_000)
-    start_timeout_s: float = 120.0
-    submit_timeout_s: float = 300.0
 
 
 def flink_home() -> Path:
@@ -518,9 +500,9 @@ settings: TOKENPULSE_FLINK_CLUSTER_REST_PORT (18081), _RPC_PORT (16123), _TASKMA
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m tokenpulse.flink_cluster") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tokenpulse.flink_cluster",
+        prog=prog,
         description="Run the tokenpulse stream jobs on a local standalone Flink cluster (a JobManager and "
                     "TaskManagers as separate processes, from the Flink distribution inside PyFlink) instead of "
                     "the in-process MiniCluster.",

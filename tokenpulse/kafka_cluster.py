@@ -40,43 +40,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from .jars import ensure_jars
 from .kafka_admin import apply_topics
-from .settings import REPO_ROOT, KafkaSettings, Settings
+from .settings import KAFKA_CLUSTER_NODES, REPO_ROOT, KafkaClusterSettings, KafkaSettings, Settings
 from .stack import owned_pid, stop_process_group
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = REPO_ROOT / "infra" / "kafka" / "cluster-server.properties.template"
-NODES = 3
+NODES = KAFKA_CLUSTER_NODES
 
 
 class KafkaClusterError(RuntimeError):
     pass
-
-
-class KafkaClusterSettings(BaseSettings):
-    """The local three-node cluster (TOKENPULSE_KAFKA_CLUSTER_<FIELD>; ports as JSON lists)."""
-
-    model_config = SettingsConfigDict(env_prefix="TOKENPULSE_KAFKA_CLUSTER_", frozen=True, extra="forbid")
-    broker_ports: list[int] = [19192, 19193, 19194]
-    controller_ports: list[int] = [19195, 19196, 19197]
-    # Three JVMs beside the rest of the stack on a shared 2-core box: keep each small.
-    heap: str = "384m"
-    start_timeout_s: float = Field(default=120.0, gt=0)
-    replication_factor: int = 3
-    min_insync_replicas: int = 2
-
-    @model_validator(mode="after")
-    def _check(self) -> KafkaClusterSettings:
-        if len(self.broker_ports) != NODES or len(self.controller_ports) != NODES:
-            raise ValueError(f"give {NODES} broker_ports and {NODES} controller_ports")
-        if len({*self.broker_ports, *self.controller_ports}) != 2 * NODES:
-            raise ValueError("broker and controller ports must all differ")
-        return self
 
 
 def _port_open(port: int) -> bool:
@@ -293,9 +269,9 @@ settings: TOKENPULSE_KAFKA_CLUSTER_BROKER_PORTS ([19192,19193,19194]), _CONTROLL
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m tokenpulse.kafka_cluster") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tokenpulse.kafka_cluster",
+        prog=prog,
         description="A local three-node Kafka cluster (KRaft, each node broker + controller) on loopback ports: "
                     "replication factor 3, min.insync.replicas 2, so one broker can stop mid-stream and "
                     "acks=all writes keep succeeding with nothing lost.",

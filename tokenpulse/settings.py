@@ -352,3 +352,71 @@ class Settings(BaseSettings):
     detector: DetectorJobSettings = Field(default_factory=DetectorJobSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     loader: LoaderSettings = Field(default_factory=LoaderSettings)
+
+
+# --- settings of single tools (not part of Settings: each reads its own prefix) -----------
+
+class InsightsSettings(BaseSettings):
+    """The insights runner (python -m tokenpulse.insights). Kafka and ClickHouse come from
+    tokenpulse.settings.Settings (TOKENPULSE_KAFKA_*, TOKENPULSE_CLICKHOUSE_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENPULSE_INSIGHTS_", frozen=True, extra="forbid")
+    # Seconds between evaluations. Budgets are judged on minute rollups, so less than 60 s
+    # only re-reads the same minutes.
+    interval_s: int = Field(default=60, ge=5, le=3600)
+    budgets_file: Path = REPO_ROOT / "schemas" / "budgets.yaml"
+    growth_file: Path = REPO_ROOT / "schemas" / "growth.yaml"  # growth, Jevons and savings rules
+    # Re-read budgets_file / growth_file when they change (checked before every cycle).
+    reload_config: bool = True
+    # Minutes younger than this are not judged yet: a 1-minute window closes after the
+    # stream's watermark delay (10 s) and reaches ClickHouse after the loader's batch (1 s).
+    # Counting a half-loaded minute would understate the 5-minute burn window.
+    settle_s: int = Field(default=30, ge=0, le=600)
+    # Evaluators to run: names in REGISTRY or "package.module:factory" paths (JSON list).
+    evaluators: list[str] = ["budgets", "growth", "jevons", "savings"]
+    client_id: str = "tokenpulse-insights"
+    publish_timeout_s: float = Field(default=10.0, gt=0)
+    # Unpublished alerts kept for the next cycle while Kafka is down (oldest dropped beyond).
+    max_pending_alerts: int = Field(default=10_000, ge=100)
+    # Largest JSON payload of one SQL insert (the loader's query endpoint takes 1 MiB).
+    insert_chunk_bytes: int = Field(default=512 * 1024, ge=4096, le=1024 * 1024)
+
+
+class FlinkClusterSettings(BaseSettings):
+    """The local standalone cluster (TOKENPULSE_FLINK_CLUSTER_<FIELD>)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENPULSE_FLINK_CLUSTER_", frozen=True, extra="forbid")
+    host: str = "127.0.0.1"
+    rest_port: int = 18081
+    rpc_port: int = 16123
+    taskmanagers: int = Field(default=2, ge=1)
+    slots: int = Field(default=2, ge=1)  # per TaskManager
+    jobmanager_memory: str = "1024m"
+    taskmanager_memory: str = "1536m"
+    heartbeat_timeout_ms: int = Field(default=15_000, ge=4_000)
+    start_timeout_s: float = 120.0
+    submit_timeout_s: float = 300.0
+
+
+KAFKA_CLUSTER_NODES = 3  # tokenpulse.kafka_cluster: each node broker + controller
+
+
+class KafkaClusterSettings(BaseSettings):
+    """The local three-node cluster (TOKENPULSE_KAFKA_CLUSTER_<FIELD>; ports as JSON lists)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENPULSE_KAFKA_CLUSTER_", frozen=True, extra="forbid")
+    broker_ports: list[int] = [19192, 19193, 19194]
+    controller_ports: list[int] = [19195, 19196, 19197]
+    # Three JVMs beside the rest of the stack on a shared 2-core box: keep each small.
+    heap: str = "384m"
+    start_timeout_s: float = Field(default=120.0, gt=0)
+    replication_factor: int = 3
+    min_insync_replicas: int = 2
+
+    @model_validator(mode="after")
+    def _check(self) -> KafkaClusterSettings:
+        if len(self.broker_ports) != KAFKA_CLUSTER_NODES or len(self.controller_ports) != KAFKA_CLUSTER_NODES:
+            raise ValueError(f"give {KAFKA_CLUSTER_NODES} broker_ports and {KAFKA_CLUSTER_NODES} controller_ports")
+        if len({*self.broker_ports, *self.controller_ports}) != 2 * KAFKA_CLUSTER_NODES:
+            raise ValueError("broker and controller ports must all differ")
+        return self

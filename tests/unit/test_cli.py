@@ -15,3 +15,23 @@ def test_help_teaches_the_two_entry_points(capsys):
         build_parser().parse_args(["--help"])
     out = capsys.readouterr().out
     assert "tokenpulse demo" in out and "TOKENPULSE_CLICKHOUSE_DSN" in out
+
+
+@pytest.mark.parametrize("argv", [["flink", "--help"], ["kafka", "--help"], ["insights", "--help"],
+                                  ["-v", "flink", "--help"]])
+def test_command_groups_are_subcommands_with_their_own_help(capsys, argv):
+    """`tokenpulse flink|kafka|insights ...` runs that module's own parser (one CLI, a module per group)."""
+    from tokenpulse.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 0
+    group = next(a for a in argv if not a.startswith("-"))
+    assert capsys.readouterr().out.startswith(f"usage: tokenpulse {group}")
+
+
+def test_top_level_help_lists_the_command_groups(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert all(f"tokenpulse {g} --help" in " ".join(out.split()) for g in ("flink", "kafka", "insights"))
