@@ -29,8 +29,7 @@ import time
 from collections.abc import Iterable
 from http import HTTPStatus
 
-from tokenpulse.core.kafka_writer import WriteFailed
-from tokenpulse.schemas import topics
+from tokenpulse.core.kafka_writer import WriteFailed, dead_letter_record, span_record
 from tokenpulse.schemas.events import DeadLetter, TokenSpan
 from tokenpulse.schemas.senders import load_senders
 from tokenpulse.schemas.tenants import load_tenants
@@ -47,16 +46,15 @@ log = logging.getLogger("tokenpulse.edge")
 class BufferingWriter:
     """What TraceReceiver writes to: SpanWriter's interface, backed by the buffer.
 
-    Records are built exactly as SpanWriter builds them (topic, key, JSON value). A full or
+    Records are built by the same functions as SpanWriter's (kafka_writer.span_record, dead_letter_record). A full or
     unwritable buffer raises WriteFailed, which the receiver turns into a 503."""
 
     def __init__(self, buffer: EdgeBuffer, counters: EdgeCounters) -> None:
         self._buffer, self._counters = buffer, counters
 
     def write(self, spans: Iterable[TokenSpan], dead_letters: Iterable[DeadLetter] = ()) -> int:
-        span_records = [OutgoingRecord(topics.SPANS.name, s.kafka_key(), s.model_dump_json().encode()) for s in spans]
-        dead_records = [OutgoingRecord(topics.DEAD_LETTERS.name, d.tenant.encode(), d.model_dump_json().encode())
-                        for d in dead_letters]
+        span_records = [OutgoingRecord(*span_record(s)) for s in spans]
+        dead_records = [OutgoingRecord(*dead_letter_record(d)) for d in dead_letters]
         records = span_records + dead_records
         try:
             self._buffer.append(records)

@@ -29,6 +29,16 @@ log = logging.getLogger(__name__)
 PARTITIONS_REFRESH_S = 60.0  # how long the heartbeat's partition list is reused
 
 
+def span_record(span: TokenSpan) -> tuple[str, bytes, bytes]:
+    """(topic, key, value) of a raw span: keyed so a trace stays in one partition."""
+    return topics.SPANS.name, span.kafka_key(), span.model_dump_json().encode()
+
+
+def dead_letter_record(dead: DeadLetter) -> tuple[str, bytes, bytes]:
+    """(topic, key, value) of a dead letter, keyed by tenant; every writer sends it this way."""
+    return topics.DEAD_LETTERS.name, dead.tenant.encode(), dead.model_dump_json().encode()
+
+
 class WriteFailed(RuntimeError):
     """Kafka did not acknowledge every record in time; the caller should ask for a retry."""
 
@@ -87,9 +97,7 @@ class SpanWriter:
             self._producer.poll(0.1)
 
     def write(self, spans: Iterable[TokenSpan], dead_letters: Iterable[DeadLetter] = ()) -> int:
-        records = [(topics.SPANS.name, s.kafka_key(), s.model_dump_json().encode()) for s in spans]
-        records += [(topics.DEAD_LETTERS.name, d.tenant.encode(), d.model_dump_json().encode()) for d in dead_letters]
-        return self.write_records(records)
+        return self.write_records([*map(span_record, spans), *map(dead_letter_record, dead_letters)])
 
     def write_records(self, records: list[tuple[str, bytes | None, bytes]]) -> int:
         """Write (topic, key, value) records and wait for their acknowledgements."""
