@@ -8,7 +8,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install jars demo test lint unit integration bench down clean browser drills
+.PHONY: install jars demo test lint jvm-test unit integration bench down clean browser drills
 
 install: $(STAMP)
 
@@ -18,14 +18,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --cache-dir .cache/pip -e ".[server,dev]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# Kafka and the Flink connector from Maven Central, and tokenpulse's own Flink functions
+# (stream_jobs/jvm, packaged by Maven), all into .cache/.
 jars: $(STAMP)
-	$(PY) -c "from tokenpulse.jars import ensure_jars; from tokenpulse.settings import PathSettings; ensure_jars(PathSettings())"
+	$(PY) -c "from tokenpulse.jars import ensure_jars, udf_jar; from tokenpulse.settings import PathSettings; \
+		ensure_jars(PathSettings()); udf_jar(PathSettings())"
 
 demo: jars
 	$(VENV)/bin/tokenpulse demo
 
-test: jars browser lint
+test: jars browser lint jvm-test
 	$(PY) -m pytest tests/unit tests/integration
+
+# The JUnit tests of the Flink functions (rules, price lookup, alert documents); seconds.
+jvm-test: jars
+	mvn -q -B -f stream_jobs/jvm/pom.xml test -Dmaven.repo.local=.cache/m2
 
 # ruff, configured in pyproject.toml ([tool.ruff]); seconds.
 lint: $(STAMP)

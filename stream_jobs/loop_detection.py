@@ -7,7 +7,7 @@
     sink      tokenpulse.alerts.v1           Alert JSON (open / resolved), key = dedupe key
 
 The two operators exist twice (TOKENPULSE_DETECTOR_ENGINE): in the JVM (default;
-stream_jobs/jvm/src/dev/tokenpulse/flink/loops, a port of loop_rules.py and of the two
+stream_jobs/jvm/src/main/java/dev/tokenpulse/flink/loops, a port of loop_rules.py and of the two
 functions below) and in Python workers (AgentBaselineFunction, LoopDetectorFunction here).
 The Python code is the reference: tests replay generated sessions through both and demand
 the same findings, texts and evidence; the JVM runs ~10x the calls per CPU second

@@ -45,40 +45,41 @@ def ensure_jars(paths: PathSettings) -> None:
         raise RuntimeError(f"Maven could not resolve the jars:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
-# Beside the stream jobs' Python modules, in a checkout and in an installed package alike
-# (package data), so a job can build its jar wherever it runs with a JDK at hand.
-UDF_SOURCES = Path(importlib.util.find_spec("tokenpulse.stream_jobs").submodule_search_locations[0]) / "jvm" / "src"
+# The Maven module of tokenpulse's own Flink functions (stream_jobs/jvm: pom.xml, src/main, src/test),
+# beside the stream jobs' Python modules in a checkout and in an installed package alike (package
+# data), so a job can build its jar wherever it runs with Maven and a JDK at hand.
+JVM_MODULE = Path(importlib.util.find_spec("tokenpulse.stream_jobs").submodule_search_locations[0]) / "jvm"
+UDF_SOURCES = JVM_MODULE / "src" / "main" / "java"
 
 
-def udf_jar(paths: PathSettings):
-    """tokenpulse's own Flink functions (stream_jobs/jvm), compiled against the Flink that
-    PyFlink ships, once per source version (the jar name carries a hash of the sources)."""
+def udf_jar(paths: PathSettings) -> Path:
+    """tokenpulse's own Flink functions, packaged by Maven (stream_jobs/jvm/pom.xml: Flink
+    `provided` at the PyFlink release), once per version of the module (the jar's name carries
+    a hash of the pom and the main sources). Its JUnit tests are `make test`'s, not a job's."""
     import hashlib
-
-    import pyflink
 
     sources = sorted(UDF_SOURCES.rglob("*.java"))
     if not sources:
         raise FileNotFoundError(f"no Java sources under {UDF_SOURCES}: is tokenpulse installed with its package data?")
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:12]
+    pom = JVM_MODULE / "pom.xml"
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [pom, *sources])).hexdigest()[:12]
     jar = paths.cache_dir / "jars" / "udf" / f"tokenpulse-flink-udfs-{digest}.jar"
     if jar.exists():
         return jar
-    javac, jar_tool = shutil.which("javac"), shutil.which("jar")
-    if javac is None or jar_tool is None:
-        raise MissingTool("a JDK (`javac`, `jar`) is needed to build tokenpulse's Flink functions: apt-get install openjdk-17-jdk")
-    flink_lib = Path(pyflink.__file__).parent / "lib"
+    mvn = shutil.which("mvn")
+    if mvn is None or shutil.which("javac") is None:
+        raise MissingTool("Maven and a JDK (`mvn`, `javac`) are needed to build tokenpulse's Flink functions: "
+                          "apt-get install maven openjdk-17-jdk")
     jar.parent.mkdir(parents=True, exist_ok=True)
-    # Two jobs starting at once may both build it: each builds its own copy and renames it
-    # into place (atomic), so neither ever reads a half-written jar.
+    # Two jobs starting at once may both build it: each builds in its own directory and renames
+    # the jar into place (atomic), so neither ever reads a half-written one.
     with tempfile.TemporaryDirectory(dir=jar.parent, prefix=f"build-{digest}-") as tmp:
-        classes, built = Path(tmp) / "classes", Path(tmp) / jar.name
-        # -parameters: process table functions name their state entries after eval()'s parameters.
-        result = subprocess.run([javac, "--release", "17", "-parameters", "-d", str(classes), "-cp", f"{flink_lib}/*",
-                                 *map(str, sources)], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"javac failed on {UDF_SOURCES}:\n{result.stderr[-3000:]}")
-        subprocess.run([jar_tool, "cf", str(built), "-C", str(classes), "."], check=True, capture_output=True, text=True)
+        result = subprocess.run([mvn, "-q", "-B", "-f", str(pom), "package", "-DskipTests",
+                                 f"-Dtokenpulse.build.dir={tmp}", f"-Dmaven.repo.local={paths.cache_dir / 'm2'}"],
+                                capture_output=True, text=True)
+        built = Path(tmp) / "tokenpulse-flink-udfs.jar"
+        if result.returncode != 0 or not built.exists():
+            raise RuntimeError(f"Maven could not build {pom}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         os.replace(built, jar)
     log.info("built %s", jar)
     return jar
