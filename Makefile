@@ -1,14 +1,15 @@
 # Two commands on a fresh machine (needs python3 >= 3.11, Java 17+, Maven; all downloads
 # are cached under .cache/, runtime state under .state/, both git-ignored):
 #   make demo    install, start the local stack, run the demo workload, print a summary, stop
-#   make test    install, then unit + integration tests (the integration tests start the
-#                real Kafka broker, Flink job, loader/chDB and collector themselves)
+#   make test    install, then the test tiers in order (tests/run_tiers.sh): lint, JUnit, unit
+#                (hermetic), component (JVMs, Chromium), integration (the tests start the real
+#                Kafka broker, Flink jobs, loader/chDB and collector themselves)
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install jars demo test lint jvm-test unit integration bench down clean browser drills
+.PHONY: install jars demo test lint jvm-test unit component integration bench down clean browser drills
 
 install: $(STAMP)
 
@@ -27,8 +28,9 @@ jars: $(STAMP)
 demo: jars
 	$(VENV)/bin/tokenpulse demo
 
-test: jars browser lint jvm-test
-	$(PY) -m pytest tests/unit tests/integration
+# The tiers in order (lint, JUnit, unit, component, integration), each one's time printed.
+test: jars browser
+	PY=$(PY) tests/run_tiers.sh
 
 # The JUnit tests of the Flink functions (rules, price lookup, alert documents); seconds.
 jvm-test: jars
@@ -47,8 +49,13 @@ browser:
 	@test -x /usr/bin/chromium || command -v chromium >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# Hermetic: no child process (tests/unit/conftest.py refuses them).
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
+
+# Real JVMs, Chromium, child processes; no stack.
+component: jars browser
+	$(PY) -m pytest tests/component
 
 integration: jars
 	$(PY) -m pytest tests/integration

@@ -9,7 +9,7 @@ or OpenLLMetry's older indexed `gen_ai.prompt.N.*`, and each tool run an `execut
 (tool name; status ERROR + error.type when it failed). The spans are encoded to OTLP/protobuf,
 decoded and mapped by the collector's own code (so fingerprints are the collector's), then
 judged session by session by the reference rule engine (stream_jobs/loop_rules.py; the JVM
-engine is held equal to it by tests/unit/stream_jobs/test_loop_rules_jvm.py) with the shipped
+engine is held equal to it by tests/component/test_loop_rules_jvm.py) with the shipped
 rules (schemas/detectors.yaml). Also without content (the default of several
 instrumentations): the same spans with the content attributes removed.
 

@@ -6,7 +6,7 @@ Starts its own Kafka broker and collector (`Stack(...).up(only=["kafka", "collec
 temporary state directory and its own ports (base ports + TOKENPULSE_IT_PORT_OFFSET, checked
 free first), then:
 
-  1. sends the payloads of tests/fuzz_payloads.py (truncated / bit-flipped / wrong-type
+  1. sends the payloads of tests/testkit/fuzz_payloads.py (truncated / bit-flipped / wrong-type
      protobuf, JSON with wrong types, huge and deeply nested values, invalid UTF-8, bad counts,
      ids and times, bad keys, gzip bombs, good and bad spans mixed; reproducible by --seed),
      over OTLP/HTTP and, for a share of the plain protobuf ones, OTLP/gRPC; a 503 is retried
@@ -51,10 +51,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 import grpc  # noqa: E402
-from fuzz_payloads import JSON, PROTOBUF, TENANT_KEYS, Payload, official_span_count, payload_stream  # noqa: E402
 from google.rpc import status_pb2  # noqa: E402
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse  # noqa: E402
+from testkit.fuzz_payloads import JSON, PROTOBUF, TENANT_KEYS, Payload, official_span_count, payload_stream  # noqa: E402
 
 from tokenpulse.core.otlp_decode import MalformedRequest, decode  # noqa: E402
 from tokenpulse.schemas import topics  # noqa: E402

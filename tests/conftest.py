@@ -1,7 +1,7 @@
 """Fixtures shared by unit and integration tests."""
 
 import pytest
-from otlp_builders import SpanFactory
+from testkit.otlp_builders import SpanFactory
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from helpers import port, without_session_settings
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import fuzz_collector as fz  # noqa: E402
-from fuzz_payloads import payload_stream  # noqa: E402
+from testkit.fuzz_payloads import payload_stream  # noqa: E402
 
 PAYLOADS = 500
 

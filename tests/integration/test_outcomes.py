@@ -2,7 +2,7 @@
 to the collector) and the outcomes of its sessions and of one trace with sdk.record_outcome
 (POST /v1/outcomes) -> Kafka -> loader -> chDB `outcomes`; cost_per_outcome.sql joins them to
 the priced calls. Expected numbers are worked out in the test from gpt-4o's price in the
-raw price YAML files (tests/price_fixtures.py); a retried outcome counts once and an invalid one is a dead letter."""
+raw price YAML files (tests/testkit/price_fixtures.py); a retried outcome counts once and an invalid one is a dead letter."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import price_fixtures
 import pytest
 from helpers import wait_for
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from testkit import price_fixtures
 
 from tokenpulse.sdk import record_llm_call, record_outcome
 from tokenpulse.sql_client import run_sql, saved_query

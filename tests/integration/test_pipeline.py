@@ -12,7 +12,6 @@ from collections import defaultdict
 from datetime import UTC
 from decimal import Decimal
 
-import price_fixtures
 import pytest
 import yaml
 from helpers import wait_for
@@ -22,6 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from testkit import price_fixtures
 
 from tokenpulse.schemas import topics
 from tokenpulse.settings import REPO_ROOT

@@ -27,7 +27,6 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-import price_fixtures
 import pytest
 import yaml
 from helpers import wait_for
@@ -36,6 +35,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from testkit import price_fixtures
 
 from tokenpulse.insights.budgets import BudgetEvaluator
 from tokenpulse.insights.jevons import JevonsEvaluator
@@ -52,7 +52,7 @@ MTOK = Decimal(1_000_000)
 @functools.cache
 def yaml_price(provider: str, model: str, at_ms: int, tier: str = "standard") -> tuple[Decimal, Decimal]:
     """(input, output) USD per 1M tokens straight from the raw YAML files (not the project's
-    pricing code: tests/price_fixtures.py reads them on its own)."""
+    pricing code: tests/testkit/price_fixtures.py reads them on its own)."""
     p = price_fixtures.independent_entry(provider, model, at_ms, 0, tier)
     return Decimal(str(p["input_usd_per_mtok"])), Decimal(str(p["output_usd_per_mtok"]))
 

@@ -2,9 +2,9 @@
 the key's configured name, else "sha256:" + 12 hex digits of its digest; never the key."""
 
 import pytest
-from collector_fakes import MemoryWriter
-from otlp_builders import LLM_ATTRS
 from pydantic import ValidationError
+from testkit.collector_fakes import MemoryWriter
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key

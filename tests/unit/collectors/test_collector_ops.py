@@ -5,22 +5,22 @@ ports, and the settings behind them, including the Kafka TLS options for clients
 import json
 import re
 import ssl
-import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from types import SimpleNamespace
 
 import grpc
 import pytest
-from collector_fakes import MemoryWriter
 from google.rpc import error_details_pb2
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
-from otlp_builders import LLM_ATTRS
 from pydantic import ValidationError
+from testkit.collector_fakes import MemoryWriter
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.collectors.__main__ import FailureCountingWriter
 from tokenpulse.collectors.breaker_board import BreakerBoard
@@ -263,13 +263,8 @@ def test_refused_request_keeps_the_connection_usable(http_server, span_factory):
 
 # --- TLS --------------------------------------------------------------------------------------
 
-def _self_signed(directory, name, cn="localhost"):
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-days", "1", "-subj", f"/CN={cn}", "-keyout", str(key), "-out", str(cert),
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return cert, key
+# Committed test-only certificates (tests/fixtures/tls/README.md): no openssl process here.
+TLS_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tls"
 
 
 @pytest.fixture(autouse=True)
@@ -281,12 +276,9 @@ def _exporter_trusts_its_certificate_file(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("certs")
-    server_cert, server_key = _self_signed(d, "server")
-    client_cert, client_key = _self_signed(d, "client", cn="acme-app")
-    return SimpleNamespace(server_cert=server_cert, server_key=server_key, client_cert=client_cert,
-                           client_key=client_key)
+def certs():
+    return SimpleNamespace(server_cert=TLS_FIXTURES / "server.crt", server_key=TLS_FIXTURES / "server.key",
+                           client_cert=TLS_FIXTURES / "client.crt", client_key=TLS_FIXTURES / "client.key")
 
 
 def test_https_receiver_accepts_the_otel_exporter_and_refuses_plain_http(http_server, certs, span_factory):

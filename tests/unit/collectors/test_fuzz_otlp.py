@@ -1,6 +1,6 @@
 """Issue #8 "bad input at volume": >= 10,000 hostile OTLP payloads through the receiver core.
 
-Each payload (tests/fuzz_payloads.py: truncated/bit-flipped protobuf, other message types,
+Each payload (tests/testkit/fuzz_payloads.py: truncated/bit-flipped protobuf, other message types,
 JSON with wrong types, huge and deeply nested values, invalid UTF-8, bad counts, ids and
 times, bad keys, gzip bombs, good and bad spans mixed) goes through TraceReceiver.export,
 the code the HTTP and gRPC handlers call, with the in-memory Kafka writer. For every payload:
@@ -31,8 +31,10 @@ import random
 from collections import Counter
 
 import pytest
-from collector_fakes import MemoryWriter
-from fuzz_payloads import (
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from testkit.collector_fakes import MemoryWriter
+from testkit.fuzz_payloads import (
     CLASSES,
     JSON,
     KEY_A,
@@ -47,8 +49,6 @@ from fuzz_payloads import (
     hostile_payloads,
     official_span_count,
 )
-from hypothesis import HealthCheck, Phase, given, seed, settings
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.core.span_mapping import INTERNAL_ERROR_REASON
@@ -468,7 +468,7 @@ def test_no_python_objects_leak_per_request():
     0 bytes."""
     import tracemalloc
 
-    from fuzz_payloads import payload_stream
+    from testkit.fuzz_payloads import payload_stream
 
     LEAK_BOUND = 512 * 1024
     payloads = [p for p in payload_stream(7, 1000) if p.cls != "huge"][:800]

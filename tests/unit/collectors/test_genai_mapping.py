@@ -3,7 +3,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from otlp_builders import LLM_ATTRS
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.core.genai_mapping import Rejection, map_span
 from tokenpulse.core.otlp_decode import OtlpSpan, decode

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from otlp_builders import LLM_ATTRS
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.collectors.kafka_otlp_ingest import (
     InputRecord,

@@ -2,7 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
-from otlp_builders import LLM_ATTRS
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.core.otlp_decode import MalformedRequest, decode
 

@@ -3,12 +3,12 @@ OpenTelemetry SDK gRPC exporter (and a plain gRPC channel for the error codes)."
 
 import grpc
 import pytest
-from collector_fakes import MemoryWriter
 from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
-from otlp_builders import LLM_ATTRS
+from testkit.collector_fakes import MemoryWriter
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.collectors.otlp_grpc import EXPORT_METHOD, SERVICE_NAME, make_grpc_server
 from tokenpulse.collectors.otlp_http import TraceReceiver

@@ -11,7 +11,7 @@ import urllib.request
 from decimal import Decimal
 
 import pytest
-from collector_fakes import MemoryWriter
+from testkit.collector_fakes import MemoryWriter
 
 from tokenpulse.collectors.http_server import make_server
 from tokenpulse.collectors.otlp_http import TraceReceiver

@@ -3,9 +3,9 @@
 import gzip
 import json
 
-from collector_fakes import MemoryWriter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from otlp_builders import LLM_ATTRS
+from testkit.collector_fakes import MemoryWriter
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.collectors.otlp_http import TraceReceiver
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key

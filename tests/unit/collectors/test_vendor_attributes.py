@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from otlp_builders import LLM_ATTRS
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.core.genai_mapping import Rejection, map_span
 from tokenpulse.core.otlp_decode import OtlpSpan

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from price_fixtures import handwritten_prices
+from testkit.price_fixtures import handwritten_prices
 
 from tokenpulse.loader import rows
 from tokenpulse.loader.reprice import period_params, rebuild_rollups_statements, reprice_spans_sql

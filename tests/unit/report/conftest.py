@@ -1,35 +1,3 @@
-"""Fixtures of the report tests: chDB databases (in memory, migrations applied), one seeded
-with report_data's workload, one empty."""
+"""The report's chDB fixtures (testkit/report_fixtures.py)."""
 
-from __future__ import annotations
-
-import pytest
-from report_data import new_store, seed
-
-from tokenpulse.insights.runner import query_fn_for_client
-
-
-@pytest.fixture(scope="session")
-def report_store():
-    """A migrated chDB database with the seeded data."""
-    bootstrap, client, db = new_store("report")
-    seed(client)
-    yield client
-    client.close()
-    bootstrap.command(f"DROP DATABASE IF EXISTS {db}")
-    bootstrap.close()
-
-
-@pytest.fixture(scope="session")
-def empty_store():
-    """A migrated chDB database without rows: every chart must say there is no data."""
-    bootstrap, client, db = new_store("report_empty")
-    yield client
-    client.close()
-    bootstrap.command(f"DROP DATABASE IF EXISTS {db}")
-    bootstrap.close()
-
-
-@pytest.fixture(scope="session")
-def report_query(report_store):
-    return query_fn_for_client(report_store)
+from testkit.report_fixtures import empty_store, report_query, report_store  # noqa: F401

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from report_data import PERIOD
+from testkit.report_data import PERIOD
 
 from tokenpulse.settings import REPO_ROOT
 

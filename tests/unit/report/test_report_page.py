@@ -6,64 +6,17 @@ says "no data for this period"; the page fetches nothing. The browser test rende
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
-from html.parser import HTMLParser
 
 import pytest
-from report_data import PERIOD, START, workload
+from testkit.report_data import CHARTS, PERIOD, START, Page, workload
 
 from tokenpulse.report import build_report, fmt
 from tokenpulse.report.sections import choose_bucket
 
-CHARTS = ["spend-over-time", "jevons", "runaway-sessions", "cloud-vs-edge", "budget-burn", "savings"]
 GENERATED = datetime(2025, 11, 17, 1, 0)
-
-
-class Page(HTMLParser):
-    """Per chart section: marks drawn, legend items, data-table rows, the empty message."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.sections: dict[str, dict] = {}
-        self.current: str | None = None
-        self.depth = 0
-        self.tags: list[tuple[str, dict]] = []
-        self.text: list[str] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        self.tags.append((tag, a))
-        if tag == "section" and "data-chart" in a:
-            self.current, self.depth = a["data-chart"], 0
-            self.sections[self.current] = {"marks": 0, "svg": 0, "legend": 0, "rows": 0, "empty": False,
-                                           "text": []}
-        if self.current is None:
-            return
-        if tag == "section":
-            self.depth += 1
-        s = self.sections[self.current]
-        s["svg"] += tag == "svg"
-        s["marks"] += "mark" in a.get("class", "").split()
-        s["rows"] += tag == "tr"
-        s["legend"] += tag == "li"
-        s["empty"] |= a.get("class") == "empty"
-
-    def handle_endtag(self, tag):
-        if self.current is not None and tag == "section":
-            self.depth -= 1
-            if self.depth == 0:
-                self.current = None
-
-    def handle_data(self, data):
-        self.text.append(data)
-        if self.current is not None:
-            self.sections[self.current]["text"].append(data)
 
 
 @pytest.fixture(scope="module")
@@ -160,20 +113,6 @@ def test_bucket_fits_the_data():
     assert choose_bucket(t, t + timedelta(days=1)) == 3600
     assert choose_bucket(t, t + timedelta(days=14)) == 6 * 3600
     assert choose_bucket(None, None) == 60
-
-
-def test_cli_writes_the_report(tmp_path):
-    """The command end to end on an on-disk store, in a subprocess (chDB allows one store per
-    process and this one holds the in-memory engine): migrate, then report an empty period."""
-    out = tmp_path / "r.html"
-    script = ("import sys; from tokenpulse.cli import main; main(['migrate', 'up']); "
-              f"sys.exit(main(['report', '--out', {str(out)!r}, '--days', '2', '--tenant', 'acme']))")
-    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TOKENPULSE_PATHS_STATE_DIR": str(
-        tmp_path / "state")}, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == str(out.resolve())
-    page = Page(out.read_text())
-    assert list(page.sections) == CHARTS and all(s["empty"] for s in page.sections.values())
 
 
 def test_cli_help_teaches():

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from otlp_builders import LLM_ATTRS
 from pydantic import ValidationError
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.core.genai_mapping import Rejection, map_span
 from tokenpulse.core.otlp_decode import OtlpSpan

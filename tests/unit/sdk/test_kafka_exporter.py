@@ -8,7 +8,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otlp_builders import LLM_ATTRS
+from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.core.kafka_writer import WriteFailed
 from tokenpulse.sdk import KafkaSpanExporter, record_llm_call, set_anthropic_usage

@@ -9,7 +9,7 @@ import clickhouse_connect
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from price_fixtures import handwritten_prices
+from testkit.price_fixtures import handwritten_prices
 
 from tokenpulse.core.pricing_sql import (
     clickhouse_null,

@@ -19,7 +19,7 @@ import org.apache.flink.util.Collector;
  * They do what the Python reference functions in loop_detection.py do, call for call, but
  * without crossing into a Python worker: no bundles, and state and timers are reached without
  * a round trip (bench/README.md has the measured difference). Alert texts and evidence are
- * the Python ones to the character (tests/unit/stream_jobs/test_loop_rules_jvm.py).
+ * the Python ones to the character (tests/component/test_loop_rules_jvm.py).
  *
  * <p>Input rows carry loop_detection.CALL_FIELDS; the output is (dedupe_key, payload).
  */

@@ -14,7 +14,7 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.Obje
 
 /**
  * Replays one session's events through the JVM rules, one JSON line in, one out, so tests
- * can hold them against the Python reference (tests/unit/stream_jobs/test_loop_rules_jvm.py).
+ * can hold them against the Python reference (tests/component/test_loop_rules_jvm.py).
  *
  * <pre>
  * a session: {"op": "session", "config": DetectorConfig JSON, "tenant", "service", "team", "agent_name",

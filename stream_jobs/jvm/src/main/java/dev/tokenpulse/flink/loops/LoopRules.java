@@ -11,8 +11,8 @@ import java.util.Set;
 
 /**
  * The runaway-loop rules over one session's state, in the JVM: a line-by-line port of
- * stream_jobs/loop_rules.py, which stays the reference (tests/unit/stream_jobs/
- * test_loop_rules_jvm.py replays generated sessions through both and compares findings).
+ * stream_jobs/loop_rules.py, which stays the reference (tests/component/test_loop_rules_jvm.py
+ * replays generated sessions through both and compares findings; src/test/java pins each rule).
  * Read loop_rules.py for why the rules are monotone or sequence rules; the comments here
  * only mark where Java has to work to match Python (number formatting, rounding).
  *

@@ -18,7 +18,7 @@ from datetime import datetime
 from html import unescape
 
 import pytest
-from report_data import PERIOD
+from testkit.report_data import PERIOD
 
 from tokenpulse.report import build_report
 

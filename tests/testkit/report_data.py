@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import clickhouse_connect
 
@@ -147,3 +148,50 @@ def new_store(name: str):
     client = clickhouse_connect.get_client(dsn="chdb://:memory:", database=db)
     migrate_up(client)
     return bootstrap, client, db
+
+
+# --- reading a written page ----------------------------------------------------------------
+
+CHARTS = ["spend-over-time", "jevons", "runaway-sessions", "cloud-vs-edge", "budget-burn", "savings"]
+
+
+class Page(HTMLParser):
+    """Per chart section: marks drawn, legend items, data-table rows, the empty message."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.sections: dict[str, dict] = {}
+        self.current: str | None = None
+        self.depth = 0
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "section" and "data-chart" in a:
+            self.current, self.depth = a["data-chart"], 0
+            self.sections[self.current] = {"marks": 0, "svg": 0, "legend": 0, "rows": 0, "empty": False,
+                                           "text": []}
+        if self.current is None:
+            return
+        if tag == "section":
+            self.depth += 1
+        s = self.sections[self.current]
+        s["svg"] += tag == "svg"
+        s["marks"] += "mark" in a.get("class", "").split()
+        s["rows"] += tag == "tr"
+        s["legend"] += tag == "li"
+        s["empty"] |= a.get("class") == "empty"
+
+    def handle_endtag(self, tag):
+        if self.current is not None and tag == "section":
+            self.depth -= 1
+            if self.depth == 0:
+                self.current = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self.current is not None:
+            self.sections[self.current]["text"].append(data)

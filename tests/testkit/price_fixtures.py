@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tokenpulse.schemas.pricing import PriceTable, load_price_table
 
-HANDWRITTEN_PRICES = Path(__file__).parent / "fixtures" / "prices.handwritten.yaml"
+HANDWRITTEN_PRICES = Path(__file__).resolve().parents[1] / "fixtures" / "prices.handwritten.yaml"
 
 
 def handwritten_prices() -> PriceTable:
@@ -23,7 +23,7 @@ def handwritten_prices() -> PriceTable:
 def _raw_entries():
     import yaml
 
-    root = Path(__file__).resolve().parents[1] / "schemas"
+    root = Path(__file__).resolve().parents[2] / "schemas"
     local = yaml.safe_load((root / "prices.yaml").read_text())["prices"]
     catalog_doc = yaml.safe_load((root / "prices.catalog.yaml").read_text())
     return local, catalog_doc["prices"], catalog_doc.get("provider_aliases", {})

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The test tiers in order, cheapest first, stopping at the first that fails; prints each
+# tier's time at the end (and on failure). `make test` (and so .ci/run) runs this after
+# installing; each tier also has its own make target (lint, jvm-test, unit, component, integration).
+#
+#   lint         ruff, configured in pyproject.toml                          seconds
+#   jvm          JUnit tests of stream_jobs/jvm (mvn test)                   seconds
+#   unit         tests/unit: hermetic, no child process (enforced)            ~2 min
+#   component    tests/component: real JVMs, Chromium, child processes        < 1 min
+#   integration  tests/integration: the real Kafka, Flink jobs, loader/chDB   ~15 min
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+times=()
+
+summary() {
+    echo
+    echo "test tiers:"
+    printf '  %s\n' "${times[@]}"
+}
+
+tier() {
+    local name=$1 started=$SECONDS status
+    shift
+    echo "=== tier: $name"
+    "$@"
+    status=$?
+    times+=("$(printf '%-12s %5d s  %s' "$name" $((SECONDS - started)) "$([ $status -eq 0 ] && echo ok || echo FAILED)")")
+    if [ $status -ne 0 ]; then
+        summary
+        exit $status
+    fi
+}
+
+tier lint .venv/bin/ruff check .
+tier jvm mvn -q -B -f stream_jobs/jvm/pom.xml test -Dmaven.repo.local=.cache/m2
+tier unit "$PY" -m pytest tests/unit
+tier component "$PY" -m pytest tests/component
+tier integration "$PY" -m pytest tests/integration
+summary
