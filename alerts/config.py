@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from tokenpulse.core.backoff import doubling_delay_s
 from tokenpulse.schemas.alerts import SEVERITY_RANK, Alert, Severity
 
 HookKind = Literal["webhook", "slack", "pagerduty"]
@@ -49,7 +50,7 @@ class RetryPolicy(BaseModel):
 
         No jitter: each hook has exactly one sender, so there is no herd to spread out.
         """
-        return min(self.initial_backoff_ms * 2 ** (failed_attempts - 1), self.max_backoff_ms) / 1000
+        return doubling_delay_s(failed_attempts, self.initial_backoff_ms / 1000, self.max_backoff_ms / 1000)
 
 
 class HookSpec(BaseModel):

@@ -28,6 +28,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from tokenpulse.processes import announce_ready
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.alerts import Alert, DispatchOutcome
 from tokenpulse.settings import AlertSettings, KafkaSettings
@@ -91,6 +92,7 @@ class AlertDispatcher:
             log.info("alert dispatcher running: %d hooks (%s), outbox %s, consuming %s as group %s",
                      len(self._hooks.hooks), ", ".join(self._hooks.names()) or "none", self._outbox.path,
                      topics.ALERTS.name, self._settings.consumer_group)
+            announce_ready()
             next_prune = 0.0
             while not self._stopping.is_set():
                 self.poll_once()

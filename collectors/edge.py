@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable
 from http import HTTPStatus
 
+from tokenpulse.core.backoff import Backoff
 from tokenpulse.core.kafka_writer import WriteFailed, dead_letter_record, span_record
 from tokenpulse.schemas.events import DeadLetter, TokenSpan
 from tokenpulse.schemas.senders import load_senders
@@ -36,7 +37,7 @@ from tokenpulse.schemas.tenants import load_tenants
 from tokenpulse.settings import CollectorSettings, EdgeCollectorSettings, Settings
 
 from .edge_buffer import BufferFull, EdgeBuffer, OutgoingRecord
-from .edge_forwarder import Backoff, Forwarder, KafkaSender
+from .edge_forwarder import Forwarder, KafkaSender
 from .http_server import CollectorServer
 from .metrics import CONTENT_TYPE, EdgeCounters, render_prometheus
 from .otlp_http import Reply, TraceReceiver
@@ -118,7 +119,7 @@ def run(settings: Settings) -> None:
                                    delivery_timeout_ms=cfg.delivery_timeout_ms,
                                    reconnect_backoff_max_ms=cfg.retry_backoff_max_ms)
     forwarder = Forwarder(buffer, sender, counters, batch_max=cfg.forward_batch_max,
-                          backoff=Backoff(cfg.retry_backoff_min_ms / 1000, cfg.retry_backoff_max_ms / 1000))
+                          backoff=Backoff(cfg.retry_backoff_min_ms / 1000, cfg.retry_backoff_max_ms / 1000, jitter=True))
     http = settings.collector.model_copy(update={"host": cfg.host, "port": cfg.port, "max_body_bytes": cfg.max_body_bytes})
     server = make_edge_server(receiver, buffer, forwarder, counters, cfg, http)
     signal.signal(signal.SIGTERM, _exit_on_signal)

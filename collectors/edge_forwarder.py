@@ -29,7 +29,6 @@ Guarantees and their limits:
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from typing import Protocol
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from tokenpulse.core.backoff import Backoff
 from tokenpulse.settings import KafkaSettings
 
 from .edge_buffer import BufferedRecord, EdgeBuffer
@@ -133,23 +133,6 @@ class KafkaSender:
         if self._producer is not None:
             producer, self._producer = self._producer, None
             producer.close(timeout=0)  # pending records are still in the buffer: drop them here
-
-
-class Backoff:
-    """Doubling delays between bounds, with jitter so a fleet of edge boxes does not
-    reconnect to a recovered cluster in lockstep."""
-
-    def __init__(self, min_s: float, max_s: float) -> None:
-        self.min_s, self.max_s = min_s, max(min_s, max_s)
-        self._next = min_s
-
-    def next_delay(self) -> float:
-        delay = random.uniform(self._next / 2, self._next)
-        self._next = min(self.max_s, self._next * 2)
-        return max(self.min_s, delay)
-
-    def reset(self) -> None:
-        self._next = self.min_s
 
 
 class Forwarder(threading.Thread):

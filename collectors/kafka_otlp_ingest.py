@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tokenpulse.core.backoff import Backoff
 from tokenpulse.core.genai_mapping import MappingRules
 from tokenpulse.core.kafka_writer import HeartbeatThread, SpanWriter, WriteFailed
 from tokenpulse.core.otlp_decode import MalformedRequest, decode
@@ -192,16 +193,15 @@ class KafkaOtlpIngest(threading.Thread):
             self.join(timeout_s)
 
     def _follow(self, consumer: InputConsumer) -> None:
-        backoff = self._retry_s
+        backoff = Backoff(self._retry_s, MAX_BACKOFF_S)
         while not self._stopping.is_set():
             records = consumer.poll(self._poll_timeout_ms)
             if not records:
                 continue
             if self.handle(consumer, records):
-                backoff = self._retry_s
+                backoff.reset()
             else:
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                self._stopping.wait(backoff.next_delay())
 
     def handle(self, consumer: InputConsumer, records: list[InputRecord]) -> bool:
         """Write one polled batch and commit it; False (rewound, nothing committed) if Kafka

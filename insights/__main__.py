@@ -19,6 +19,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 
+from tokenpulse.processes import announce_ready
 from tokenpulse.settings import Settings
 
 from .runner import (
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m tokenpulse.insigh
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # `tokenpulse down` sends SIGTERM
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         log.info("insights runner: %s every %d s", [e.name for e in evaluators], insights.interval_s)
+        announce_ready()
         runner.run_forever(stop, insights.interval_s, ConfigWatch(insights) if insights.reload_config else None)
         return 0
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 
+from tokenpulse.processes import announce_ready
 from tokenpulse.settings import Settings
 
 from . import query_server
@@ -37,6 +38,7 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, lambda *_: loader.stop())
     signal.signal(signal.SIGINT, lambda *_: loader.stop())
     log.info("loading %s into %s", settings.kafka.bootstrap_servers, settings.clickhouse.resolved_dsn(settings.paths))
+    announce_ready()
     try:
         loader.run()
     finally:

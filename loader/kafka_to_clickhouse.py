@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from tokenpulse.core.backoff import Backoff
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.outcomes import OUTCOME_COLUMNS, OutcomeEvent, outcome_row
 from tokenpulse.settings import KafkaSettings, LoaderSettings
@@ -174,7 +175,7 @@ class KafkaToClickHouse:
 
     def _flush(self, batch: Batch) -> None:
         self._insert_json(batch)
-        backoff = 0.5
+        backoff = Backoff(0.5, MAX_BACKOFF_S)
         while True:
             try:
                 for table, data, columns in (
@@ -191,9 +192,9 @@ class KafkaToClickHouse:
                 self._amend(batch.attributions)
                 break
             except Exception as exc:  # noqa: BLE001 - the store may be down; keep the batch and retry
-                log.warning("insert failed (%s); retrying in %.1f s, batch kept, offsets not committed", exc, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                delay = backoff.next_delay()
+                log.warning("insert failed (%s); retrying in %.1f s, batch kept, offsets not committed", exc, delay)
+                time.sleep(delay)
         try:
             self.consumer.commit()
         except Exception as exc:  # noqa: BLE001 - e.g. the broker is restarting

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pyflink.table import StatementSet, TableEnvironment
 
+from tokenpulse.processes import announce_ready
 from tokenpulse.settings import Settings
 
 log = logging.getLogger("tokenpulse.stream_jobs")
@@ -87,5 +88,6 @@ def run_to_end(statements: StatementSet, job_name: str, t_env: TableEnvironment)
     result = statements.execute()
     job = result.get_job_client()
     log.info("job %s (%s) running", job.get_job_id() if job else "?", job_name)
+    announce_ready()
     if t_env.get_config().get("execution.attached", "true") == "true":
         result.wait()

@@ -49,11 +49,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tokenpulse.core.backoff import Backoff
 from tokenpulse.schemas.pricing import PriceTable, call_cost_usd, load_price_table
 
+from .processes import stop_process_group
 from .settings import Settings
 from .sql_client import run_sql
-from .stack import Service, Stack, stop_process_group
+from .stack import Service, Stack
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +141,7 @@ class Workload:
     def post(self, request: Request) -> bool:
         """Send until acknowledged (or give_up_s passes); True when the collector said 200."""
         deadline = time.monotonic() + self.give_up_s
-        backoff = 0.1
+        backoff = Backoff(0.1, 2.0)
         first = True
         while True:
             with self._lock:
@@ -169,8 +171,7 @@ class Workload:
             if time.monotonic() > deadline:
                 self.errors.append(f"gave up on a request after {self.give_up_s:.0f} s ({reason})")
                 return False
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
+            time.sleep(backoff.next_delay())
 
     def _note(self, reason: str) -> None:
         with self._lock:

@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -48,8 +47,8 @@ from pathlib import Path
 import yaml
 
 from .jars import flink_connector_jar
+from .processes import NotReady, exited, owned_pid, port_open, signal_group, spawn, stop_process_group, wait_until
 from .settings import REPO_ROOT, FlinkClusterSettings, Settings
-from .stack import owned_pid, stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +86,6 @@ def job_module(job: str) -> str:
     if re.fullmatch(r"[A-Za-z_][\w.]*", job):
         return job
     raise ClusterError(f"unknown job {job!r}: use one of {', '.join(JOBS)}, a stream_jobs/*.py path or a module")
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def _killpg(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 class FlinkCluster:
@@ -161,29 +147,15 @@ class FlinkCluster:
         return self.log_dir / f"{name}.log"
 
     def pid(self, name: str) -> int | None:
-        # the start script or the JVM it became
-        return owned_pid(self.pid_dir / f"{name}.pid", b"flink")
+        return owned_pid(self.pid_dir / f"{name}.pid")
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
-        logfile = open(self.log_path(name), "a")
-        logfile.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}: {' '.join(command)}\n")
-        logfile.flush()
-        proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=self.flink_env(), start_new_session=True, cwd=self.root)
-        logfile.close()
-        (self.pid_dir / f"{name}.pid").write_text(str(proc.pid))
-        return proc
+        # the marker: the start script's command line, and the JVM's it becomes, both name flink
+        return spawn(command, log_path=self.log_path(name), pid_file=self.pid_dir / f"{name}.pid", cwd=self.root,
+                     env=self.flink_env(), append_log=True, marker="flink")
 
-    def _wait(self, what: str, done: Callable[[], bool], proc: subprocess.Popen | None, name: str,
-              timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            if proc is not None and proc.poll() is not None:
-                raise ClusterError(f"{name} exited with code {proc.returncode} while waiting for {what}; "
-                                   f"see {self.log_dir}:\n{self.tail(name)}")
-            if time.monotonic() > deadline:
-                raise ClusterError(f"{what} not ready after {timeout_s:.0f} s; see {self.log_dir}:\n{self.tail(name)}")
-            time.sleep(0.3)
+    def _died(self, proc: subprocess.Popen, name: str):
+        return exited(proc, name, lambda: f"see {self.log_dir}:\n{self.tail(name)}")
 
     def tail(self, name: str, lines: int = 30) -> str:
         """Last lines of the process's stdout log and of Flink's own log for it."""
@@ -201,12 +173,13 @@ class FlinkCluster:
             return 0.0
         c = self.cluster
         for port in (c.rest_port, c.rpc_port):
-            if _port_open(c.host, port):
+            if port_open(c.host, port):
                 raise ClusterError(f"port {port} is in use by another process: stop it, or choose other ports "
                                    "(TOKENPULSE_FLINK_CLUSTER_REST_PORT / _RPC_PORT)")
         t0 = time.monotonic()
         proc = self._spawn("jobmanager", [str(self.home / "bin" / "jobmanager.sh"), "start-foreground"])
-        self._wait("JobManager REST API", lambda: self._get_ok("/overview"), proc, "jobmanager", c.start_timeout_s)
+        wait_until(lambda: self._get_ok("/overview"), what="the JobManager's REST API", timeout_s=c.start_timeout_s,
+                   give_up=self._died(proc, "jobmanager"), error=ClusterError)
         return time.monotonic() - t0
 
     def start_taskmanagers(self, numbers: list[int]) -> dict[str, float]:
@@ -219,23 +192,20 @@ class FlinkCluster:
                                                      "-D", f"taskmanager.resource-id={self.resource_id(n)}"])
                  for n in numbers if not self.pid(f"taskmanager-{n}")}
         took: dict[str, float] = {}
-        deadline = t0 + self.cluster.start_timeout_s
-        while len(took) < len(procs):
+
+        def all_registered() -> bool:
             registered = self.taskmanager_addresses()
-            for n, proc in procs.items():
-                name = f"taskmanager-{n}"
-                if name in took:
-                    continue
+            for n in procs:
                 rid = self.resource_id(n)
-                if rid in registered and registered[rid] != before.get(rid):
-                    took[name] = time.monotonic() - t0
-                elif proc.poll() is not None:
-                    raise ClusterError(f"{name} exited with code {proc.returncode}; see {self.log_dir}:\n"
-                                       f"{self.tail(name)}")
-            if len(took) < len(procs) and time.monotonic() > deadline:
-                raise ClusterError(f"TaskManagers not registered after {self.cluster.start_timeout_s:.0f} s; "
-                                   f"see {self.log_dir}")
-            time.sleep(0.3)
+                if f"taskmanager-{n}" not in took and rid in registered and registered[rid] != before.get(rid):
+                    took[f"taskmanager-{n}"] = time.monotonic() - t0
+            return len(took) == len(procs)
+
+        def one_died() -> str | None:
+            return next((reason for n, proc in procs.items() if (reason := self._died(proc, f"taskmanager-{n}")())), None)
+
+        wait_until(all_registered, what="the TaskManagers to register", timeout_s=self.cluster.start_timeout_s,
+                   give_up=one_died, error=ClusterError)
         return took
 
     def start_taskmanager(self, n: int) -> float:
@@ -344,17 +314,19 @@ class FlinkCluster:
             return False
         return j["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in j["vertices"])
 
-    def wait_running(self, job_id: str, timeout_s: float = 180.0) -> float:
-        """Wait until the job and every one of its tasks is RUNNING; returns seconds waited."""
-        t0 = time.monotonic()
-        while not self.all_tasks_running(job_id):
+    def _job_ended(self, job_id: str, instead: str = "") -> Callable[[], str | None]:
+        """A `give_up` for wait_until(): the job reached a terminal state."""
+        def reason() -> str | None:
             state = self.job(job_id)["state"]
             if state in ("FAILED", "CANCELED", "FINISHED"):
-                raise ClusterError(f"job {job_id} is {state}; see {self.rest_url}/#/job/{job_id} and {self.log_dir}")
-            if time.monotonic() - t0 > timeout_s:
-                raise ClusterError(f"job {job_id} not running after {timeout_s:.0f} s (state {state})")
-            time.sleep(0.3)
-        return time.monotonic() - t0
+                return f"job {job_id} is {state}{instead}; see {self.rest_url}/#/job/{job_id} and {self.log_dir}"
+            return None
+        return reason
+
+    def wait_running(self, job_id: str, timeout_s: float = 180.0) -> float:
+        """Wait until the job and every one of its tasks is RUNNING; returns seconds waited."""
+        return wait_until(lambda: self.all_tasks_running(job_id), what=f"job {job_id} to run", timeout_s=timeout_s,
+                          give_up=self._job_ended(job_id), error=ClusterError)
 
     def task_attempts(self, job_id: str) -> dict[tuple[str, int], tuple[int, str]]:
         """(vertex id, subtask) -> (attempt number, status) of every task of the job."""
@@ -368,31 +340,22 @@ class FlinkCluster:
                        timeout_s: float = 180.0) -> float:
         """After a failure: wait until every task runs again in a newer attempt than in `before`
         (task_attempts() taken before the failure); returns seconds waited."""
-        t0 = time.monotonic()
-        while True:
+        def recovered() -> bool:
             try:
                 now = self.task_attempts(job_id)
-                if now.keys() == before.keys() and all(
-                        status == "RUNNING" and attempt > before[key][0] for key, (attempt, status) in now.items()):
-                    return time.monotonic() - t0
             except (OSError, ValueError, KeyError):
-                pass
-            state = self.job(job_id)["state"]
-            if state in ("FAILED", "CANCELED", "FINISHED"):
-                raise ClusterError(f"job {job_id} is {state} instead of recovering; see {self.log_dir}")
-            if time.monotonic() - t0 > timeout_s:
-                raise ClusterError(f"job {job_id} not recovered after {timeout_s:.0f} s (state {state})")
-            time.sleep(0.2)
+                return False
+            return now.keys() == before.keys() and all(
+                status == "RUNNING" and attempt > before[key][0] for key, (attempt, status) in now.items())
+
+        return wait_until(recovered, what=f"job {job_id} to recover", timeout_s=timeout_s, interval_s=0.2,
+                          give_up=self._job_ended(job_id, " instead of recovering"), error=ClusterError)
 
     def wait_checkpoint(self, job_id: str, timeout_s: float = 120.0) -> float:
         """Wait until the job completes one more checkpoint than it had; returns seconds waited."""
-        t0 = time.monotonic()
         before = self.checkpoints(job_id)["counts"]["completed"]
-        while self.checkpoints(job_id)["counts"]["completed"] <= before:
-            if time.monotonic() - t0 > timeout_s:
-                raise ClusterError(f"job {job_id} completed no checkpoint in {timeout_s:.0f} s")
-            time.sleep(0.3)
-        return time.monotonic() - t0
+        return wait_until(lambda: self.checkpoints(job_id)["counts"]["completed"] > before,
+                          what=f"a checkpoint of job {job_id}", timeout_s=timeout_s, error=ClusterError)
 
     def vertex_metric(self, job_id: str, prefix: str, metric: str) -> int:
         """A REST vertex metric (read-records, write-records, ...) summed over vertices named prefix*."""
@@ -400,11 +363,8 @@ class FlinkCluster:
 
     def cancel(self, job_id: str, timeout_s: float = 60.0) -> None:
         self.rest(f"/jobs/{job_id}?mode=cancel", method="PATCH")
-        deadline = time.monotonic() + timeout_s
-        while self.job(job_id)["state"] not in ("CANCELED", "FAILED", "FINISHED"):
-            if time.monotonic() > deadline:
-                raise ClusterError(f"job {job_id} not canceled after {timeout_s:.0f} s")
-            time.sleep(0.3)
+        wait_until(lambda: self.job(job_id)["state"] in ("CANCELED", "FAILED", "FINISHED"),
+                   what=f"job {job_id} to be canceled", timeout_s=timeout_s, error=ClusterError)
 
     # --- submission ---------------------------------------------------------------------------
     def submit(self, job: str, extra_env: Mapping[str, str] | None = None, args: list[str] | None = None) -> str:
@@ -430,41 +390,41 @@ class FlinkCluster:
                                     env=self.flink_env({**paths, **(extra_env or {})}), cwd=REPO_ROOT,
                                     start_new_session=True)
         t0 = time.monotonic()
-        deadline = t0 + self.cluster.submit_timeout_s
-        job_id = self.last_submit_s = self.last_running_s = None
+        found: list[str] = []
+        self.last_submit_s = self.last_running_s = None
+
+        def submitted() -> bool:
+            found.extend(JOB_ID_RE.findall(out_path.read_text(errors="replace"))[:1])
+            return bool(found)
+
+        def client_done() -> bool:
+            if self.last_running_s is None and self.all_tasks_running(found[0]):
+                self.last_running_s = time.monotonic() - t0
+            return proc.poll() is not None
+
         try:
-            while job_id is None:
-                found = JOB_ID_RE.search(out_path.read_text(errors="replace"))
-                if found:
-                    job_id = found.group(1)
-                    self.last_submit_s = time.monotonic() - t0
-                elif proc.poll() is not None:
-                    raise ClusterError(f"`flink run` exited with code {proc.returncode} before submitting a job; "
-                                       f"output in {out_path}:\n{out_path.read_text(errors='replace')[-4000:]}")
-                elif time.monotonic() > deadline:
-                    raise ClusterError(f"`flink run` submitted no job within {self.cluster.submit_timeout_s:.0f} s; "
-                                       f"output in {out_path}")
-                else:
-                    time.sleep(0.3)
+            wait_until(submitted, what="`flink run` to submit a job", timeout_s=self.cluster.submit_timeout_s,
+                       give_up=exited(proc, "`flink run`", lambda: f"output in {out_path}:\n"
+                                                                   f"{out_path.read_text(errors='replace')[-4000:]}"),
+                       error=ClusterError)
+            self.last_submit_s = time.monotonic() - t0
             # In detached mode the CLI returns once the job is submitted, unless the program
             # itself waits for its job to end (TableResult.wait()): then the client has done its
             # part and is stopped; the job belongs to the cluster and keeps running.
-            grace_end = time.monotonic() + CLIENT_EXIT_GRACE_S
-            while proc.poll() is None and time.monotonic() < grace_end:
-                if self.last_running_s is None and self.all_tasks_running(job_id):
-                    self.last_running_s = time.monotonic() - t0
-                time.sleep(0.2)
-            if proc.poll() is None:
+            try:
+                wait_until(client_done, what="the `flink run` client to exit", timeout_s=CLIENT_EXIT_GRACE_S,
+                           interval_s=0.2)
+            except NotReady:
                 log.info("the job program still waits for its job after submitting it; stopping the client")
         finally:
             if proc.poll() is None:
-                _killpg(proc.pid, signal.SIGTERM)
+                signal_group(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    _killpg(proc.pid, signal.SIGKILL)
+                    signal_group(proc.pid, signal.SIGKILL)
                     proc.wait()
-        return job_id
+        return found[0]
 
     def status(self) -> dict:
         out: dict = {"processes": {n: self.pid(n) for n in self.process_names()}, "rest": self.rest_url}

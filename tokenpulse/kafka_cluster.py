@@ -30,20 +30,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
-import socket
 import string
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .jars import ensure_jars
 from .kafka_admin import apply_topics
+from .processes import exited, owned_pid, port_open, signal_group, spawn, stop_process_group, wait_until
 from .settings import KAFKA_CLUSTER_NODES, REPO_ROOT, KafkaClusterSettings, KafkaSettings, Settings
-from .stack import owned_pid, stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +53,7 @@ class KafkaClusterError(RuntimeError):
 
 
 def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    return port_open("127.0.0.1", port)
 
 
 class KafkaCluster:
@@ -124,7 +119,7 @@ class KafkaCluster:
 
     # --- processes ----------------------------------------------------------------------------
     def pid(self, n: int) -> int | None:
-        return owned_pid(self.pid_dir / f"node-{n}.pid", b"kafka.Kafka")
+        return owned_pid(self.pid_dir / f"node-{n}.pid")
 
     def _spawn(self, n: int) -> subprocess.Popen:
         c = self.cluster
@@ -136,14 +131,9 @@ class KafkaCluster:
                    f"-Dlog4j2.configurationFile={REPO_ROOT / 'infra' / 'kafka' / 'log4j2.yaml'}",
                    "-cp", f"{self.settings.paths.kafka_jars}/*", "kafka.Kafka",
                    str(self.node_dir(n) / "server.properties")]
-        logfile = open(self.log_path(n), "a")
-        logfile.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting node {n}\n")
-        logfile.flush()
-        proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=self.root)
-        logfile.close()
-        (self.pid_dir / f"node-{n}.pid").write_text(str(proc.pid))
-        return proc
+        # the marker: this node's own server.properties, the command's last argument
+        return spawn(command, log_path=self.log_path(n), pid_file=self.pid_dir / f"node-{n}.pid", cwd=self.root,
+                     append_log=True)
 
     def tail(self, n: int, lines: int = 25) -> str:
         try:
@@ -155,22 +145,20 @@ class KafkaCluster:
         """Start the given nodes side by side (a quorum needs 2 of 3 controllers to elect a
         leader, so starting one at a time would stall); wait until each serves as a broker
         and the cluster lists every running node. Returns the seconds taken."""
-        t0 = time.monotonic()
         procs = {n: self._spawn(n) for n in numbers if self.pid(n) is None}
-        deadline = t0 + self.cluster.start_timeout_s
-        while True:
-            for n, proc in procs.items():
-                if proc.poll() is not None:
-                    raise KafkaClusterError(f"node {n} exited with code {proc.returncode}; "
-                                            f"{self.log_path(n)}:\n{self.tail(n)}")
+
+        def serving() -> bool:
             running = [n for n in range(1, NODES + 1) if self.pid(n)]
-            if set(self.registered_brokers()) >= set(running) and all(
-                    _port_open(self.cluster.broker_ports[n - 1]) for n in procs):
-                return time.monotonic() - t0
-            if time.monotonic() > deadline:
-                raise KafkaClusterError(f"brokers {numbers} not ready after {self.cluster.start_timeout_s:.0f} s; "
-                                        f"see {self.log_dir}")
-            time.sleep(0.5)
+            return set(self.registered_brokers()) >= set(running) and all(
+                _port_open(self.cluster.broker_ports[n - 1]) for n in procs)
+
+        def one_died() -> str | None:
+            return next((reason for n, proc in procs.items()
+                         if (reason := exited(proc, f"node {n}", lambda n=n: f"{self.log_path(n)}:\n{self.tail(n)}")())),
+                        None)
+
+        return wait_until(serving, what=f"brokers {numbers} (see {self.log_dir})", timeout_s=self.cluster.start_timeout_s,
+                          interval_s=0.5, give_up=one_died, error=KafkaClusterError)
 
     def registered_brokers(self) -> list[int]:
         """Node ids the cluster metadata lists as live, unfenced brokers (empty if none answers).
@@ -225,10 +213,7 @@ class KafkaCluster:
         pids = {n: self.pid(n) for n in range(1, NODES + 1)}
         for pid in pids.values():
             if pid is not None:
-                try:
-                    os.killpg(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                signal_group(pid, signal.SIGTERM)
         for n, pid in pids.items():
             (self.pid_dir / f"node-{n}.pid").unlink(missing_ok=True)
             if pid is not None:

@@ -17,24 +17,31 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import socket
 import string
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .jars import ensure_jars
 from .kafka_admin import apply_topics, broker_ready
+from .processes import (
+    READY_FILE_ENV,
+    NotReady,
+    exited,
+    http_ok,
+    owned_pid,
+    port_open,
+    ready_file_names,
+    spawn,
+    stop_process_group,
+    wait_until,
+)
 from .settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
-STOP_TIMEOUT_S = 30.0
 # The demo hooks file signs webhooks with a public demo secret (like the demo API keys);
 # set the variable yourself to override it, and use your own hooks file in production.
 DEMO_ENV_DEFAULTS = {"TOKENPULSE_DEMO_HOOK_SECRET": "demo-hook-secret"}
@@ -50,87 +57,15 @@ class StackError(RuntimeError):
 
 @dataclass
 class Service:
+    """One supervised process. `ready` probes a port or a health endpoint; None means the
+    service announces itself (processes.announce_ready(), into the file READY_FILE_ENV names)."""
     name: str
     command: list[str]
-    ready: Callable[[], bool]
     ready_timeout_s: float
+    ready: Callable[[], bool] | None = None
     prepare: Callable[[], None] | None = None
     after_ready: Callable[[], None] | None = None
     env: dict[str, str] | None = None
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass  # not our child: its own parent reaps it
-
-
-def stop_process_group(pid: int, name: str, sig: signal.Signals = signal.SIGTERM) -> bool:
-    """Signal the process group led by `pid` and wait until it is gone (SIGKILL after
-    STOP_TIMEOUT_S). False if it was already gone. Shared by the stack and the Flink cluster."""
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        _reap(pid)  # if we started it, it stays a zombie (and "alive") until reaped
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.2)
-    log.warning("%s did not stop within %.0f s; killing it", name, STOP_TIMEOUT_S)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True
-
-
-def owned_pid(pid_file: Path, marker: bytes) -> int | None:
-    """The pid recorded in `pid_file` if that process still runs and is ours: not a zombie we
-    started and have not reaped yet, and not a recycled pid (its command line holds `marker`)."""
-    try:
-        pid = int(pid_file.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return None
-    except ChildProcessError:
-        pass  # not our child: nothing to reap
-    try:
-        if marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return None
-    except FileNotFoundError:
-        return None
-    except OSError:
-        pass  # no /proc: trust the pid file
-    return pid
-
-
-def _log_contains(path: Path, needle: str) -> bool:
-    try:
-        return needle in path.read_text(errors="replace")
-    except FileNotFoundError:
-        return False
 
 
 class Stack:
@@ -150,31 +85,27 @@ class Stack:
         out: list[Service] = []
         if s.kafka.run_local_broker:
             host, port = self._kafka_host_port()
-            out.append(Service("kafka", self._kafka_command(),
-                               lambda: _port_open(host, port) and broker_ready(s.kafka), 90,
+            out.append(Service("kafka", self._kafka_command(), 90,
+                               ready=lambda: port_open(host, port) and broker_ready(s.kafka),
                                prepare=self._prepare_kafka, after_ready=lambda: apply_topics(s.kafka)))
-        loader_ready = (
-            (lambda: _http_ok(f"http://{s.loader.query_host}:{s.loader.query_port}/health"))
-            if s.clickhouse.is_embedded(self.paths) else (lambda: _log_contains(self.log_path("loader"), "loading "))
-        )
-        out.append(Service("loader", [py, "-m", "tokenpulse.loader"], loader_ready, 60))
-        # The MiniCluster's own JVM log (task failures, restarts) goes beside ours.
+        # The embedded store's loader answers queries: its health endpoint is the check.
+        # Against a ClickHouse server it serves nothing and announces itself once consuming.
+        loader_health = f"http://{s.loader.query_host}:{s.loader.query_port}/health"
+        out.append(Service("loader", [py, "-m", "tokenpulse.loader"], 60,
+                           ready=(lambda: http_ok(loader_health)) if s.clickhouse.is_embedded(self.paths) else None))
+        # The MiniCluster's own JVM log (task failures, restarts) goes beside ours. The jobs
+        # announce themselves once Flink has accepted them (job_runtime.run_to_end).
         flink_logs = self.paths.logs / "flink"
-        out.append(Service("flink-job", [py, "-m", "tokenpulse.stream_jobs.cost_rollup"],
-                           lambda: _log_contains(self.log_path("flink-job"), " running"), 180,
+        out.append(Service("flink-job", [py, "-m", "tokenpulse.stream_jobs.cost_rollup"], 180,
                            prepare=lambda: flink_logs.mkdir(parents=True, exist_ok=True),
                            env={"FLINK_LOG_DIR": str(flink_logs)}))
-        out.append(Service("loop-detector", [py, "-m", "tokenpulse.stream_jobs.loop_detection"],
-                           lambda: _log_contains(self.log_path("loop-detector"), " running"), 180,
+        out.append(Service("loop-detector", [py, "-m", "tokenpulse.stream_jobs.loop_detection"], 180,
                            prepare=lambda: flink_logs.mkdir(parents=True, exist_ok=True),
                            env={"FLINK_LOG_DIR": str(flink_logs)}))
-        out.append(Service("alerts", [py, "-m", "tokenpulse.alerts"],
-                           lambda: _log_contains(self.log_path("alerts"), "alert dispatcher running"), 60,
-                           env=dispatcher_environ()))
-        out.append(Service("insights", [py, "-m", "tokenpulse.insights"],
-                           lambda: _log_contains(self.log_path("insights"), "insights runner:"), 60))
-        out.append(Service("collector", [py, "-m", "tokenpulse.collectors"],
-                           lambda: _http_ok(f"http://{s.collector.host}:{s.collector.port}/health"), 30))
+        out.append(Service("alerts", [py, "-m", "tokenpulse.alerts"], 60, env=dispatcher_environ()))
+        out.append(Service("insights", [py, "-m", "tokenpulse.insights"], 60))
+        out.append(Service("collector", [py, "-m", "tokenpulse.collectors"], 30,
+                           ready=lambda: http_ok(f"http://{s.collector.host}:{s.collector.port}/health")))
         return out
 
     def _kafka_host_port(self) -> tuple[str, int]:
@@ -194,7 +125,7 @@ class Stack:
     def _prepare_kafka(self) -> None:
         ensure_jars(self.paths)
         host, port = self._kafka_host_port()
-        if _port_open(host, port):
+        if port_open(host, port):
             raise StackError(
                 f"port {port} is already in use, but not by a tokenpulse broker. Stop that process, or use it: "
                 "TOKENPULSE_KAFKA_RUN_LOCAL_BROKER=false TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS=host:port"
@@ -231,18 +162,12 @@ class Stack:
     def _pid_path(self, name: str) -> Path:
         return self.paths.pids / f"{name}.pid"
 
+    def _ready_path(self, name: str) -> Path:
+        return self.paths.pids / f"{name}.ready"
+
     def pid(self, name: str) -> int | None:
-        try:
-            pid = int(self._pid_path(name).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return pid
+        """The service's pid while it runs (a recycled pid does not count: processes.owned_pid)."""
+        return owned_pid(self._pid_path(name))
 
     def start(self, service: Service, progress: Callable[[str], None] = lambda _: None) -> None:
         if self.pid(service.name):
@@ -252,21 +177,18 @@ class Stack:
             progress(f"preparing {service.name}")
             service.prepare()
         self._rotate_log(service.name)
-        logfile = open(self.log_path(service.name), "w")
-        env = {**os.environ, **(service.env or {})}
-        proc = subprocess.Popen(service.command, stdout=logfile, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO_ROOT)
-        self._pid_path(service.name).write_text(str(proc.pid))
+        ready_file = self._ready_path(service.name)
+        ready_file.unlink(missing_ok=True)
+        env = {**os.environ, **(service.env or {}), READY_FILE_ENV: str(ready_file)}
+        log_path = self.log_path(service.name)
+        proc = spawn(service.command, log_path=log_path, pid_file=self._pid_path(service.name), cwd=REPO_ROOT, env=env)
         progress(f"waiting for {service.name}")
-        deadline = time.monotonic() + service.ready_timeout_s
-        while not service.ready():
-            if proc.poll() is not None:
-                raise StackError(f"{service.name} exited with code {proc.returncode}; last lines of "
-                                 f"{self.log_path(service.name)}:\n{self.tail(service.name)}")
-            if time.monotonic() > deadline:
-                raise StackError(f"{service.name} not ready after {service.ready_timeout_s:.0f} s; see "
-                                 f"{self.log_path(service.name)}:\n{self.tail(service.name)}")
-            time.sleep(0.3)
+        ready = service.ready or (lambda: ready_file_names(ready_file, proc.pid))
+        try:
+            wait_until(ready, what=service.name, timeout_s=service.ready_timeout_s,
+                       give_up=exited(proc, service.name))
+        except NotReady as e:
+            raise StackError(f"{e}; last lines of {log_path}:\n{self.tail(service.name)}") from None
         if service.after_ready:
             service.after_ready()
         progress(f"{service.name} ready (pid {proc.pid})")
@@ -280,6 +202,7 @@ class Stack:
     def stop(self, name: str) -> bool:
         pid = self.pid(name)
         self._pid_path(name).unlink(missing_ok=True)
+        self._ready_path(name).unlink(missing_ok=True)
         return pid is not None and stop_process_group(pid, name)
 
     # --- whole-stack operations ------------------------------------------------------------

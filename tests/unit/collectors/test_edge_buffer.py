@@ -15,9 +15,10 @@ from testkit.otlp_builders import LLM_ATTRS
 
 from tokenpulse.collectors.edge import BufferingWriter, make_edge_server
 from tokenpulse.collectors.edge_buffer import BufferFull, BufferInUse, EdgeBuffer, OutgoingRecord
-from tokenpulse.collectors.edge_forwarder import Backoff, Forwarder, KafkaSender
+from tokenpulse.collectors.edge_forwarder import Forwarder, KafkaSender
 from tokenpulse.collectors.metrics import EdgeCounters, render_prometheus
 from tokenpulse.collectors.otlp_http import TraceReceiver
+from tokenpulse.core.backoff import Backoff
 from tokenpulse.schemas import topics
 from tokenpulse.schemas.tenants import Tenant, TenantDirectory, hash_key
 from tokenpulse.settings import CollectorSettings, EdgeCollectorSettings
