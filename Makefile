@@ -9,7 +9,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install jars demo test lint jvm-test unit component integration bench down clean browser drills
+.PHONY: install jars demo test lint typecheck jvm-test unit component integration bench down clean browser drills
 
 install: $(STAMP)
 
@@ -32,9 +32,13 @@ demo: jars
 test: jars browser
 	PY=$(PY) tests/run_tiers.sh
 
+# mypy on tokenpulse.core ([tool.mypy] in pyproject.toml); seconds.
+typecheck: $(STAMP)
+	PY=$(PY) tests/typecheck.sh
+
 # The JUnit tests of the Flink functions (rules, price lookup, alert documents); seconds.
 jvm-test: jars
-	mvn -q -B -f stream_jobs/jvm/pom.xml test -Dmaven.repo.local=.cache/m2
+	mvn -q -B -Dstyle.color=never -f stream_jobs/jvm/pom.xml test -Dmaven.repo.local=.cache/m2
 
 # ruff, configured in pyproject.toml ([tool.ruff]); seconds.
 lint: $(STAMP)

@@ -392,7 +392,7 @@ def _explain(exc: ValidationError) -> str:
 
 def content_free_excerpt(span: OtlpSpan) -> str:
     """Attribute keys and short scalar values, never prompt/completion content."""
-    shown = {}
+    shown: dict[str, object] = {}
     for k, v in list(span.attributes.items())[:60]:
         if k in sc.CONTENT_ATTRIBUTES or k.startswith(sc.CONTENT_ATTRIBUTE_PREFIXES):
             shown[k] = "<content dropped>"

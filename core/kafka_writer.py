@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from confluent_kafka import KafkaException, Producer
 
@@ -47,10 +47,10 @@ class _Acks:
     """One write's outstanding records; librdkafka calls it once per record from the poller."""
 
     def __init__(self, expected: int) -> None:
-        self.pending, self.errors = expected, []
+        self.pending, self.errors = expected, list[str]()
         self.done = threading.Condition()
 
-    def __call__(self, err, _msg) -> None:
+    def __call__(self, err: object, _msg: object) -> None:
         with self.done:
             self.pending -= 1
             if err is not None:
@@ -99,7 +99,7 @@ class SpanWriter:
     def write(self, spans: Iterable[TokenSpan], dead_letters: Iterable[DeadLetter] = ()) -> int:
         return self.write_records([*map(span_record, spans), *map(dead_letter_record, dead_letters)])
 
-    def write_records(self, records: list[tuple[str, bytes | None, bytes]]) -> int:
+    def write_records(self, records: Sequence[tuple[str, bytes | None, bytes]]) -> int:
         """Write (topic, key, value) records and wait for their acknowledgements."""
         if not records:
             return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
@@ -22,6 +22,9 @@ from tokenpulse.schemas import topics
 from tokenpulse.schemas.events import DeadLetter
 from tokenpulse.schemas.outcomes import OutcomeEvent
 from tokenpulse.settings import KafkaSettings
+
+if TYPE_CHECKING:  # librdkafka is loaded only once an outcome arrives (see _get_writer)
+    from .kafka_writer import SpanWriter
 
 EXCERPT_CHARS = 1000  # of a rejected record, kept in its dead letter
 
@@ -41,10 +44,10 @@ class OutcomeWriter:
 
     def __init__(self, kafka: KafkaSettings, *, client_id: str, timeout_s: float = 10.0) -> None:
         self._kafka, self._client_id, self._timeout_s = kafka, client_id, timeout_s
-        self._writer = None
+        self._writer: SpanWriter | None = None
         self._lock = threading.Lock()
 
-    def _get_writer(self):
+    def _get_writer(self) -> SpanWriter:
         with self._lock:
             if self._writer is None:
                 from .kafka_writer import SpanWriter  # librdkafka only once an outcome arrives

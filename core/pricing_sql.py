@@ -13,6 +13,7 @@ when it was made (event time), including calls replayed or arriving late.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 
 from tokenpulse.schemas.edge_profiles import EdgeProfiles
@@ -80,7 +81,7 @@ def _tier_conditions(p: ModelPrice) -> str:
     return cond
 
 
-def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms", null=flink_null) -> str:
+def price_case(table: PriceTable, per_token: str, time_column: str = "end_ms", null: Callable[[str], str] = flink_null) -> str:
     """CASE expression giving one token's price for `per_token` (a ModelPrice property), NULL if unpriced."""
     # Most specific first (service tier, then highest context tier): CASE takes the first match.
     check_case_catalog(table)
@@ -162,7 +163,7 @@ def _sparse_case(table: PriceTable, prop: str, own: str, default: str, time_colu
     return "CASE " + " ".join(branches) + f" ELSE {default} END"
 
 
-def priced_columns(table: PriceTable, null=flink_null, catalog_models: dict[tuple[str, str], str] | None = None) -> str:
+def priced_columns(table: PriceTable, null: Callable[[str], str] = flink_null, catalog_models: dict[tuple[str, str], str] | None = None) -> str:
     """SELECT-list fragment adding the per-token and per-unit prices (PRICE_COLUMNS) and the
     catalog model to a spans relation. `catalog_models`: for a table from PriceTable.resolved_for,
     the folded name of each of its (provider, model) pairs."""
@@ -216,7 +217,7 @@ def cost_expression() -> str:
 # --- edge runtimes -----------------------------------------------------------------------
 
 
-def edge_rate_case(profiles: EdgeProfiles, time_column: str = "end_ms", null=flink_null) -> str:
+def edge_rate_case(profiles: EdgeProfiles, time_column: str = "end_ms", null: Callable[[str], str] = flink_null) -> str:
     """USD per busy millisecond of the call's edge runtime profile, NULL if none applies."""
     branches = [
         f"WHEN runtime_kind = 'edge' AND runtime_id = {sql_string(p.runtime_id)} AND "
@@ -243,7 +244,7 @@ def _literal_cost(p: ModelPrice) -> str:
 
 
 def cloud_equivalent_cost_case(profiles: EdgeProfiles, table: PriceTable, time_column: str = "end_ms",
-                               null=flink_null) -> str:
+                               null: Callable[[str], str] = flink_null) -> str:
     """What an edge call would have cost at its profile's cloud-equivalent model (counterfactual)."""
     branches = []
     for profile in profiles.profiles:

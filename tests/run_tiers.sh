@@ -4,6 +4,7 @@
 # installing; each tier also has its own make target (lint, jvm-test, unit, component, integration).
 #
 #   lint         ruff, configured in pyproject.toml                          seconds
+#   types        mypy on tokenpulse.core (tests/typecheck.sh)                 seconds
 #   jvm          JUnit tests of stream_jobs/jvm (mvn test)                   seconds
 #   unit         tests/unit: hermetic, no child process (enforced)            ~2 min
 #   component    tests/component: real JVMs, Chromium, child processes        < 1 min
@@ -33,7 +34,8 @@ tier() {
 }
 
 tier lint .venv/bin/ruff check .
-tier jvm mvn -q -B -f stream_jobs/jvm/pom.xml test -Dmaven.repo.local=.cache/m2
+tier types env PY="$PY" tests/typecheck.sh
+tier jvm mvn -q -B -Dstyle.color=never -f stream_jobs/jvm/pom.xml test -Dmaven.repo.local=.cache/m2
 tier unit "$PY" -m pytest tests/unit
 tier component "$PY" -m pytest tests/component
 tier integration "$PY" -m pytest tests/integration
