@@ -35,3 +35,31 @@ def test_top_level_help_lists_the_command_groups(capsys):
         build_parser().parse_args(["--help"])
     out = capsys.readouterr().out
     assert all(f"tokenpulse {g} --help" in " ".join(out.split()) for g in ("flink", "kafka", "insights"))
+
+
+def _command_names() -> list[str]:
+    from tokenpulse.cli import COMMAND_GROUPS
+
+    choices = build_parser()._subparsers._group_actions[0].choices
+    return [name for name in choices if name not in COMMAND_GROUPS]
+
+
+@pytest.mark.parametrize("command", _command_names())
+def test_every_command_module_registers_a_command_whose_help_answers(capsys, command):
+    """Each tokenpulse/commands/ module registers its subparsers; each one's --help prints usage and exits 0."""
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args([command, "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: tokenpulse {command}")
+
+
+def test_each_command_is_bound_to_a_function_of_its_module():
+    from tokenpulse import commands
+
+    parser = build_parser()
+    for command in _command_names():
+        required = {"sql": ["--list"], "migrate": ["up"], "prices-import-litellm": ["f", "--effective-from", "2026-01-01",
+                                                                                  "--source", "s"],
+                    "reprice": ["--from", "2026-01-01", "--to", "2026-01-02"], "key-hash": ["k"]}.get(command, [])
+        func = parser.parse_args([command, *required]).func
+        assert func.__module__.startswith(commands.__name__ + ".") or func.__name__ == "<lambda>", (command, func)
