@@ -8,6 +8,8 @@ reads os.environ itself.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +17,26 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# A source checkout (what `make` works in) has the project file at its root; an installed
+# package has none there (REPO_ROOT is then site-packages).
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
+
+
+def shipped(package: str, name: str) -> Path:
+    """A data file installed with a tokenpulse package (package data in pyproject.toml): found
+    beside that package's modules, in a checkout and in site-packages alike. Only the parent
+    package is imported to find it."""
+    spec = importlib.util.find_spec(f"tokenpulse.{package}")
+    assert spec is not None and spec.submodule_search_locations, f"tokenpulse.{package} is not installed"
+    return Path(next(iter(spec.submodule_search_locations))) / name
+
+
+def _default_dir(checkout_name: str, xdg_variable: str, xdg_default: str) -> Path:
+    """In a checkout: <repo>/.cache or .state (git-ignored). Installed: the XDG base directory
+    (~/.cache/tokenpulse, ~/.local/state/tokenpulse), never inside site-packages."""
+    if IN_CHECKOUT:
+        return REPO_ROOT / checkout_name
+    return Path(os.environ.get(xdg_variable) or Path.home() / xdg_default) / "tokenpulse"
 
 
 def _config(prefix: str) -> SettingsConfigDict:
@@ -25,8 +47,8 @@ class PathSettings(BaseSettings):
     """Where downloads and runtime state live (both git-ignored)."""
 
     model_config = _config("PATHS")
-    cache_dir: Path = REPO_ROOT / ".cache"
-    state_dir: Path = REPO_ROOT / ".state"
+    cache_dir: Path = _default_dir(".cache", "XDG_CACHE_HOME", ".cache")
+    state_dir: Path = _default_dir(".state", "XDG_STATE_HOME", ".local/state")
 
     @property
     def kafka_jars(self) -> Path:
@@ -168,14 +190,14 @@ class CollectorSettings(BaseSettings):
     model_config = _config("COLLECTOR")
     host: str = "127.0.0.1"
     port: int = 4318  # the OTLP/HTTP default, so SDK exporters work with zero config
-    tenants_file: Path = REPO_ROOT / "schemas" / "tenants.demo.yaml"
+    tenants_file: Path = shipped("schemas", "tenants.demo.yaml")
     max_body_bytes: int = 8 * 1024 * 1024
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
     produce_timeout_s: float = 10.0
     collector_id: str = "collector-local"
     # How each sender (instrumentation package) writes usage on the wire, matched by the
     # span's instrumentation scope: schemas/senders.yaml (validated by `tokenpulse config-check`).
-    senders_file: Path = REPO_ROOT / "schemas" / "senders.yaml"
+    senders_file: Path = shipped("schemas", "senders.yaml")
     # Circuit breaker board: the collector follows the alerts topic and answers
     # GET /v1/breakers (long poll) with the caller's tenant's sessions told to stop.
     breaker_board: bool = True
@@ -231,7 +253,7 @@ class EdgeCollectorSettings(BaseSettings):
     # Payload bytes (Kafka key + value) the buffer may hold; beyond it new spans get 503.
     max_buffer_bytes: int = Field(default=1 << 30, ge=1 << 20)
     forward_batch_max: int = Field(default=500, ge=1, le=10_000)
-    tenants_file: Path = REPO_ROOT / "schemas" / "tenants.demo.yaml"
+    tenants_file: Path = shipped("schemas", "tenants.demo.yaml")
     max_body_bytes: int = 8 * 1024 * 1024
     collector_id: str = "edge-local"
     # Wait between forward attempts while Kafka is unreachable (doubling, with jitter).
@@ -259,8 +281,8 @@ class StreamJobSettings(BaseSettings):
     # Your prices (negotiated rates, corrections, local models), over the comprehensive catalog
     # generated from genai-prices (`tokenpulse prices-import-genai-prices`); set the catalog to
     # an empty value to price from the local file alone.
-    prices_file: Path = REPO_ROOT / "schemas" / "prices.yaml"
-    catalog_file: Path | None = REPO_ROOT / "schemas" / "prices.catalog.yaml"
+    prices_file: Path = shipped("schemas", "prices.yaml")
+    catalog_file: Path | None = shipped("schemas", "prices.catalog.yaml")
     # How the job finds a call's price: "case" (generated SQL, fastest for a small hand-written
     # table), "lookup" (the catalog in a Java function, constant cost for any size, match rules),
     # or "auto" (case for a small local table alone, lookup otherwise). bench/README.md has the numbers.
@@ -273,7 +295,7 @@ class StreamJobSettings(BaseSettings):
     attribution_pending_ms: int = Field(default=1_800_000, ge=0)
     max_spans_per_trace: int = Field(default=2048, ge=16)
 
-    edge_profiles_file: Path = REPO_ROOT / "schemas" / "edge_profiles.yaml"
+    edge_profiles_file: Path = shipped("schemas", "edge_profiles.yaml")
     consumer_group: str = "tokenpulse-cost-rollup"
     # "local": the job keeps checkpoints under <state_dir>/flink/checkpoints and resumes from
     # the newest one itself (MiniCluster, the standalone cluster on one machine). "cluster": it
@@ -293,7 +315,7 @@ class DetectorJobSettings(BaseSettings):
     """The runaway-loop detection job (stream_jobs/loop_detection.py)."""
 
     model_config = _config("DETECTOR")
-    detectors_file: Path = REPO_ROOT / "schemas" / "detectors.yaml"
+    detectors_file: Path = shipped("schemas", "detectors.yaml")
     parallelism: int = Field(default=1, ge=1)
     consumer_group: str = "tokenpulse-loop-detection"
     # Where the rules run: "jvm" (stream_jobs/jvm/.../loops, ~10x the throughput, no Python
@@ -314,7 +336,7 @@ class AlertSettings(BaseSettings):
     """The alert dispatcher (alerts/): hooks file and its durable outbox."""
 
     model_config = _config("ALERTS")
-    hooks_file: Path = REPO_ROOT / "alerts" / "hooks.demo.yaml"
+    hooks_file: Path = shipped("alerts", "hooks.demo.yaml")
     consumer_group: str = "tokenpulse-alert-dispatcher"
     # Delivery state (what was sent to which hook) lives here; defaults under state_dir.
     outbox_file: Path | None = None
@@ -364,8 +386,8 @@ class InsightsSettings(BaseSettings):
     # Seconds between evaluations. Budgets are judged on minute rollups, so less than 60 s
     # only re-reads the same minutes.
     interval_s: int = Field(default=60, ge=5, le=3600)
-    budgets_file: Path = REPO_ROOT / "schemas" / "budgets.yaml"
-    growth_file: Path = REPO_ROOT / "schemas" / "growth.yaml"  # growth, Jevons and savings rules
+    budgets_file: Path = shipped("schemas", "budgets.yaml")
+    growth_file: Path = shipped("schemas", "growth.yaml")  # growth, Jevons and savings rules
     # Re-read budgets_file / growth_file when they change (checked before every cycle).
     reload_config: bool = True
     # Minutes younger than this are not judged yet: a 1-minute window closes after the

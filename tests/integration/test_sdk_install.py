@@ -48,7 +48,15 @@ event = mapped.accepted[0]
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {"pyflink", "chdb", "clickhouse_connect", "aiohttp",
                                                                 "kafka", "confluent_kafka", "grpc"}
                 or m.startswith(("tokenpulse.collectors", "tokenpulse.stream_jobs", "tokenpulse.loader")))
-print(json.dumps({"event": json.loads(event.model_dump_json()), "dead": len(mapped.dead), "loaded": loaded}))
+from tokenpulse.settings import Settings
+
+settings = Settings()
+defaults = {"prices": settings.stream.prices_file, "catalog": settings.stream.catalog_file,
+            "tenants": settings.collector.tenants_file, "detectors": settings.detector.detectors_file,
+            "hooks": settings.alerts.hooks_file}
+files = {name: [str(path), path.is_file()] for name, path in defaults.items()}
+print(json.dumps({"event": json.loads(event.model_dump_json()), "dead": len(mapped.dead), "loaded": loaded,
+                  "files": files, "state_dir": str(settings.paths.state_dir), "cache_dir": str(settings.paths.cache_dir)}))
 """
 
 
@@ -80,7 +88,9 @@ def test_the_sdk_alone_records_a_call_without_the_server_stack(tmp_path):
     assert "tokenpulse" in installed
     assert not installed & SERVER_ONLY, f"the base install pulled server packages: {installed & SERVER_ONLY}"
 
-    run = subprocess.run([str(python), "-c", APP], capture_output=True, text=True, cwd=tmp_path)
+    home = tmp_path / "home"
+    run = subprocess.run([str(python), "-c", APP], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(home)})
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     event = out["event"]
@@ -89,3 +99,11 @@ def test_the_sdk_alone_records_a_call_without_the_server_stack(tmp_path):
         ("openai", "gpt-4o", "sess-1", "triage")
     assert (event["input_tokens"], event["output_tokens"], event["cached_input_tokens"]) == (1200, 345, 200)
     assert event["call_fingerprint"], "the SDK's content-free fingerprint travels on the span"
+
+    # The default config files are the installed package's data, not paths into a checkout;
+    # state and downloads go to the user's XDG directories, not into site-packages.
+    site = venv / "lib"
+    for name, (path, exists) in out["files"].items():
+        assert exists and path.startswith(str(site)), f"default {name} file {path} is not the installed one"
+    assert out["state_dir"] == str(home / ".local" / "state" / "tokenpulse")
+    assert out["cache_dir"] == str(home / ".cache" / "tokenpulse")
