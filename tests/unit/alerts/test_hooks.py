@@ -112,4 +112,4 @@ def test_unreachable_hook_is_a_retryable_network_error(http_server):
     started = time.monotonic()
     result = send(hook, make_alert())
     assert result.http_status is None and result.retryable and "wh" in result.error
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 4  # refused at once, not the 5 s attempt timeout

@@ -219,7 +219,7 @@ def test_saturated_collector_refuses_at_once_and_recovers(http_server, grpc_serv
     started = time.monotonic()
     status, headers, reply = post(port, body)
     assert status == 503 and headers["Retry-After"] == "3"
-    assert time.monotonic() - started < 1, "refused at once, not queued"
+    assert time.monotonic() - started < 5, "refused at once, not queued (a queued export would wait for ever)"
     with pytest.raises(grpc.RpcError) as err:
         grpc_export(grpc_port, body)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # retryable for OTLP exporters

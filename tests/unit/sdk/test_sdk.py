@@ -208,7 +208,7 @@ def test_close_interrupts_a_long_poll(collector):
     time.sleep(0.1)  # now inside a long poll
     started = time.monotonic()
     breaker.close()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10  # interrupted, not the 20 s poll sat out
 
 
 def test_breaker_needs_a_key_and_an_http_endpoint():
