@@ -6,8 +6,9 @@
 #   lint         ruff, configured in pyproject.toml                          seconds
 #   types        mypy on tokenpulse.core (tests/typecheck.sh)                 seconds
 #   jvm          JUnit tests of stream_jobs/jvm (mvn test)                   seconds
-#   unit         tests/unit: hermetic, no child process (enforced)            ~2 min
-#   component    tests/component: real JVMs, Chromium, child processes        < 1 min
+#   unit         tests/unit: hermetic, no child process (enforced)            ~1 min
+#   component    tests/component: JVMs, Chromium, child processes; fuzz,      ~1.5 min
+#                property and quality runs
 #   integration  tests/integration: the real Kafka, Flink jobs, loader/chDB   ~15 min
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ tier() {
 tier lint .venv/bin/ruff check .
 tier types env PY="$PY" tests/typecheck.sh
 tier jvm mvn -q -B -Dstyle.color=never -f stream_jobs/jvm/pom.xml test -Dmaven.repo.local=.cache/m2
-tier unit "$PY" -m pytest tests/unit
-tier component "$PY" -m pytest tests/component
-tier integration "$PY" -m pytest tests/integration
+tier unit "$PY" -m pytest tests/unit --durations=10
+tier component "$PY" -m pytest tests/component --durations=10
+tier integration "$PY" -m pytest tests/integration --durations=25
 summary

@@ -1,20 +1,16 @@
 """The unit tier is hermetic: no test here starts a process (a JVM, a browser, a child Python,
 openssl); such tests belong in tests/component. Enforced below, per test phase.
 
-`store`: a real ClickHouse engine (chDB, in memory) with every migration applied, one
-database per test module so modules cannot see each other's rows."""
+`store` (testkit/store.py): a real ClickHouse engine, chDB in memory, with every migration applied."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import subprocess
-import uuid
 
-import clickhouse_connect
 import pytest
-
-from tokenpulse.loader.migrations import migrate_up
+from testkit.store import store  # noqa: F401
 
 
 class ChildProcessInUnitTier(AssertionError):
@@ -54,16 +50,3 @@ def pytest_runtest_call(item):
 def pytest_runtest_teardown(item):
     with _no_child_processes(item.nodeid):
         yield
-
-
-@pytest.fixture(scope="module")
-def store(request):
-    db = f"{request.module.__name__.rsplit('.', 1)[-1]}_{uuid.uuid4().hex[:8]}"
-    bootstrap = clickhouse_connect.get_client(dsn="chdb://:memory:")  # keeps the in-memory engine alive
-    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client = clickhouse_connect.get_client(dsn="chdb://:memory:", database=db)
-    migrate_up(client)
-    yield client
-    client.close()
-    bootstrap.command(f"DROP DATABASE IF EXISTS {db}")
-    bootstrap.close()

@@ -8,7 +8,7 @@ way are caught (tool_failures), with precision >= 0.95."""
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import detection_quality  # noqa: E402
 
