@@ -25,6 +25,16 @@ def test_the_module_compiles_against_the_installed_pyflink_release():
     assert _pom_property("flink.version") == pyflink.version.__version__
 
 
+def test_the_shaded_jackson_it_compiles_against_is_the_one_pyflink_ships():
+    import zipfile
+
+    jackson = _pom_property("flink.shaded.jackson.version").split("-")[0]  # 2.20.1-21.0: Jackson 2.20.1
+    dist = next((Path(pyflink.__file__).parent / "lib").glob("flink-dist-*.jar"))
+    marker = f"com/fasterxml/jackson/core/internal/shaded/fdp/v{jackson.replace('.', '_')}/"
+    with zipfile.ZipFile(dist) as jar:
+        assert any(marker in name for name in jar.namelist()), f"{dist.name} does not carry Jackson {jackson}"
+
+
 def test_flink_is_provided_not_bundled():
     root = ET.parse(JVM_MODULE / "pom.xml").getroot()
     flink = [d for d in root.findall("m:dependencies/m:dependency", POM_NS)
