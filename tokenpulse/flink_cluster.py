@@ -186,7 +186,8 @@ class FlinkCluster:
         """Start TaskManagers side by side; returns seconds until each had registered."""
         t0 = time.monotonic()
         # A killed TaskManager stays listed until declared lost: wait for a new registration
-        # (its RPC address changes), not just for the id.
+        # (its RPC address changes), not just for the id. A TaskManager registers first and
+        # reports its slots after, so it is ready once all its slots are registered too.
         before = self.taskmanager_addresses()
         procs = {n: self._spawn(f"taskmanager-{n}", [str(self.home / "bin" / "taskmanager.sh"), "start-foreground",
                                                      "-D", f"taskmanager.resource-id={self.resource_id(n)}"])
@@ -194,10 +195,12 @@ class FlinkCluster:
         took: dict[str, float] = {}
 
         def all_registered() -> bool:
-            registered = self.taskmanager_addresses()
+            registered = self.taskmanager_slots()
             for n in procs:
                 rid = self.resource_id(n)
-                if f"taskmanager-{n}" not in took and rid in registered and registered[rid] != before.get(rid):
+                address, slots = registered.get(rid, (None, 0))
+                if (f"taskmanager-{n}" not in took and address is not None and address != before.get(rid)
+                        and slots >= self.cluster.slots):
                     took[f"taskmanager-{n}"] = time.monotonic() - t0
             return len(took) == len(procs)
 
@@ -279,8 +282,13 @@ class FlinkCluster:
 
     def taskmanager_addresses(self) -> dict[str, str]:
         """Registered TaskManagers: resource id -> RPC address."""
+        return {rid: address for rid, (address, _) in self.taskmanager_slots().items()}
+
+    def taskmanager_slots(self) -> dict[str, tuple[str, int]]:
+        """Registered TaskManagers: resource id -> (RPC address, slots registered so far)."""
         try:
-            return {tm["id"]: tm["path"] for tm in self.rest("/taskmanagers")["taskmanagers"]}
+            return {tm["id"]: (tm["path"], int(tm.get("slotsNumber", 0)))
+                    for tm in self.rest("/taskmanagers")["taskmanagers"]}
         except (OSError, ValueError):
             return {}
 
