@@ -47,7 +47,17 @@ from pathlib import Path
 import yaml
 
 from .jars import flink_connector_jar
-from .processes import NotReady, exited, owned_pid, port_open, signal_group, spawn, stop_process_group, wait_until
+from .processes import (
+    NotReady,
+    exited,
+    first_of,
+    owned_pid,
+    port_open,
+    signal_group,
+    spawn,
+    stop_process_group,
+    wait_until,
+)
 from .settings import REPO_ROOT, FlinkClusterSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -204,9 +214,7 @@ class FlinkCluster:
                     took[f"taskmanager-{n}"] = time.monotonic() - t0
             return len(took) == len(procs)
 
-        def one_died() -> str | None:
-            return next((reason for n, proc in procs.items() if (reason := self._died(proc, f"taskmanager-{n}")())), None)
-
+        one_died = first_of(self._died(proc, f"taskmanager-{n}") for n, proc in procs.items())
         wait_until(all_registered, what="the TaskManagers to register", timeout_s=self.cluster.start_timeout_s,
                    give_up=one_died, error=ClusterError)
         return took

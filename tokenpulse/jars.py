@@ -6,7 +6,6 @@ are reused on later runs. Needs `mvn` and Java 17+ on PATH.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -14,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .settings import REPO_ROOT, PathSettings
+from .settings import REPO_ROOT, PathSettings, shipped
 
 log = logging.getLogger(__name__)
 POM = REPO_ROOT / "infra" / "maven" / "pom.xml"
@@ -48,7 +47,7 @@ def ensure_jars(paths: PathSettings) -> None:
 # The Maven module of tokenpulse's own Flink functions (stream_jobs/jvm: pom.xml, src/main, src/test),
 # beside the stream jobs' Python modules in a checkout and in an installed package alike (package
 # data), so a job can build its jar wherever it runs with Maven and a JDK at hand.
-JVM_MODULE = Path(importlib.util.find_spec("tokenpulse.stream_jobs").submodule_search_locations[0]) / "jvm"
+JVM_MODULE = shipped("stream_jobs", "jvm")
 UDF_SOURCES = JVM_MODULE / "src" / "main" / "java"
 
 

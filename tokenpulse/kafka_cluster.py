@@ -39,7 +39,7 @@ from pathlib import Path
 
 from .jars import ensure_jars
 from .kafka_admin import apply_topics
-from .processes import exited, owned_pid, port_open, signal_group, spawn, stop_process_group, wait_until
+from .processes import exited, first_of, owned_pid, port_open, signal_group, spawn, stop_process_group, wait_until
 from .settings import KAFKA_CLUSTER_NODES, REPO_ROOT, KafkaClusterSettings, KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,6 @@ NODES = KAFKA_CLUSTER_NODES
 
 class KafkaClusterError(RuntimeError):
     pass
-
-
-def _port_open(port: int) -> bool:
-    return port_open("127.0.0.1", port)
 
 
 class KafkaCluster:
@@ -124,7 +120,7 @@ class KafkaCluster:
     def _spawn(self, n: int) -> subprocess.Popen:
         c = self.cluster
         for port in (c.broker_ports[n - 1], c.controller_ports[n - 1]):
-            if _port_open(port):
+            if port_open("127.0.0.1", port):
                 raise KafkaClusterError(f"port {port} (node {n}) is in use by another process: stop it or choose "
                                         "other ports (TOKENPULSE_KAFKA_CLUSTER_BROKER_PORTS / _CONTROLLER_PORTS)")
         command = ["java", f"-Xmx{c.heap}", f"-Xms{c.heap}",
@@ -150,13 +146,10 @@ class KafkaCluster:
         def serving() -> bool:
             running = [n for n in range(1, NODES + 1) if self.pid(n)]
             return set(self.registered_brokers()) >= set(running) and all(
-                _port_open(self.cluster.broker_ports[n - 1]) for n in procs)
+                port_open("127.0.0.1", self.cluster.broker_ports[n - 1]) for n in procs)
 
-        def one_died() -> str | None:
-            return next((reason for n, proc in procs.items()
-                         if (reason := exited(proc, f"node {n}", lambda n=n: f"{self.log_path(n)}:\n{self.tail(n)}")())),
-                        None)
-
+        one_died = first_of(exited(proc, f"node {n}", lambda n=n: f"{self.log_path(n)}:\n{self.tail(n)}")
+                            for n, proc in procs.items())
         return wait_until(serving, what=f"brokers {numbers} (see {self.log_dir})", timeout_s=self.cluster.start_timeout_s,
                           interval_s=0.5, give_up=one_died, error=KafkaClusterError)
 
@@ -166,7 +159,7 @@ class KafkaCluster:
         from kafka import KafkaAdminClient
 
         for port in self.cluster.broker_ports:
-            if not _port_open(port):
+            if not port_open("127.0.0.1", port):
                 continue
             try:
                 admin = KafkaAdminClient(bootstrap_servers=[f"127.0.0.1:{port}"], client_id="tokenpulse-cluster-probe",

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,16 @@ def exited(proc: subprocess.Popen, name: str, details: Callable[[], str] = lambd
             return None
         more = details()
         return f"{name} exited with code {proc.returncode}" + (f"; {more}" if more else "")
+    return reason
+
+
+def first_of(give_ups: Iterable[Callable[[], str | None]]) -> Callable[[], str | None]:
+    """A `give_up` for wait_until() from several: the first reason any of them has (e.g. one
+    `exited(...)` per process started together)."""
+    checks = list(give_ups)
+
+    def reason() -> str | None:
+        return next((why for check in checks if (why := check())), None)
     return reason
 
 

@@ -27,7 +27,9 @@ def shipped(package: str, name: str) -> Path:
     beside that package's modules, in a checkout and in site-packages alike. Only the parent
     package is imported to find it."""
     spec = importlib.util.find_spec(f"tokenpulse.{package}")
-    assert spec is not None and spec.submodule_search_locations, f"tokenpulse.{package} is not installed"
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"tokenpulse.{package} is not installed as a package, so its {name} cannot be found: "
+                                "reinstall tokenpulse (pip install tokenpulse) or run from a checkout")
     return Path(next(iter(spec.submodule_search_locations))) / name
 
 

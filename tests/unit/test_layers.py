@@ -75,3 +75,12 @@ def test_the_rules_see_imports(tmp_path):
     (pkg / "x.py").write_text("from tokenpulse.collectors.otlp_http import TraceReceiver\n"
                               "def f():\n    import pyflink\n    from .calls import y\n")
     assert imports_of(pkg / "x.py") == ["tokenpulse.collectors.otlp_http", "pyflink", "tokenpulse.sdk.calls"]
+
+
+def test_shipped_files_are_found_beside_their_package_and_a_missing_package_is_named():
+    from tokenpulse.settings import shipped
+
+    assert (shipped("stream_jobs", "jvm") / "pom.xml").is_file()
+    assert shipped("schemas", "prices.yaml").is_file()
+    with pytest.raises(FileNotFoundError, match=r"tokenpulse\.no_such_layer is not installed.*its prices\.yaml"):
+        shipped("no_such_layer", "prices.yaml")

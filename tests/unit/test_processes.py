@@ -9,6 +9,7 @@ from tokenpulse.processes import (
     READY_FILE_ENV,
     NotReady,
     announce_ready,
+    first_of,
     owned_pid,
     ready_file_names,
     wait_until,
@@ -32,6 +33,16 @@ def test_wait_until_times_out_with_the_callers_error():
 
     with pytest.raises(ClusterError, match="the REST API not ready after 0 s"):
         wait_until(lambda: False, what="the REST API", timeout_s=0.05, interval_s=0.01, error=ClusterError)
+
+
+def test_first_of_gives_the_first_reason_any_check_has():
+    states = {"node 1": None, "node 2": None, "node 3": None}
+    one_died = first_of(lambda n=n: states[n] and f"{n} {states[n]}" for n in states)
+    assert one_died() is None
+    states["node 3"], states["node 2"] = "exited with code 137", "exited with code 1"
+    assert one_died() == "node 2 exited with code 1"  # checked in the order given
+    with pytest.raises(NotReady, match="node 2 exited with code 1 while waiting for the brokers"):
+        wait_until(lambda: False, what="the brokers", timeout_s=60, give_up=one_died)
 
 
 def test_a_service_announces_itself_with_its_own_pid(tmp_path, monkeypatch):
