@@ -14,7 +14,7 @@ CPU-s per 10k spans and the wall time from the first send to the last row in Cli
 
 Variants (the cost job's settings): `default`, `p1` = parallelism 1 (one slot: no hash
 exchange between two subtasks), `lookup` = prices from the Java lookup function instead of
-the generated CASE, `c1` = the job's JVM with the C1 compiler only; `loader-py` = the loader
+the generated CASE, `c1` = the job's JVM with the C1 compiler only, `reuse` = pipeline.object-reuse; `loader-py` = the loader
 before issue #15 (kafka-python, Python row conversion), `loader-3s` = the loader flushing every
 3 s instead of every second (with either in the run, the loader is restarted with each
 variant's settings too); `fetch` / `batched` = the stream jobs' Java Kafka clients batching. kafka-python's CRC-32C is printed (C with the `crc32c`
@@ -70,6 +70,8 @@ VARIANTS = {
     # HotSpot's quick C1 compiler only (the local MiniCluster's JVM reads JVM_ARGS): less JIT
     # work after a start, less optimized code afterwards.
     "c1": {"JVM_ARGS": "-XX:TieredStopAtLevel=1"},
+    # Chained operators pass rows on without a deep copy of each (pipeline.object-reuse).
+    "reuse": {"TOKENPULSE_STREAM_OBJECT_REUSE": "true"},
     # The stream jobs' Java Kafka clients batching (issue #15): fetches wait for 1 MiB or 100 ms
     # instead of answering at one byte; then also 1 MiB lz4 produce batches on the job's sinks.
     "fetch": {"TOKENPULSE_KAFKA_STREAM_FETCH_MIN_BYTES": str(1 << 20), "TOKENPULSE_KAFKA_STREAM_FETCH_MAX_WAIT_MS": "100"},

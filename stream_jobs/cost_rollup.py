@@ -124,6 +124,7 @@ def configure(t_env: TableEnvironment, settings: Settings, *, checkpoint_dir: Pa
     s = settings.stream
     cfg.set("pipeline.name", JOB_NAME)
     cfg.set("parallelism.default", str(s.parallelism))
+    cfg.set("pipeline.object-reuse", "true" if s.object_reuse else "false")
     cfg.set("table.local-time-zone", "UTC")
     cfg.set("table.exec.source.idle-timeout", "0 ms")  # see module docstring
     # Optimise the shared view (dedup + late flag) once for both sinks, so one operator

@@ -273,6 +273,10 @@ class EdgeCollectorSettings(BaseSettings):
 class StreamJobSettings(BaseSettings):
     model_config = _config("STREAM")
     parallelism: int = Field(default=2, ge=1)
+    # Flink's pipeline.object-reuse for the cost job: chained operators hand rows on instead of
+    # deep-copying each one (bench/README.md, "Several spans per Kafka record"). Off until
+    # measured in the whole pipeline.
+    object_reuse: bool = False
     # Bounded out-of-orderness: how long after a span's end we still count it on time.
     # OTel SDKs batch spans for seconds (BatchSpanProcessor defaults to 5 s), so keep this
     # above the exporters' delay. Later spans are not lost: they take the late path.
