@@ -9,7 +9,7 @@
 #   unit         tests/unit: hermetic, no child process (enforced)            ~1 min
 #   component    tests/component: JVMs, Chromium, child processes; fuzz,      ~1.5 min
 #                property and quality runs
-#   integration  tests/integration: the real Kafka, Flink jobs, loader/chDB   ~15 min
+#   integration  tests/integration: the real Kafka, Flink jobs, loader/chDB   ~18 min
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -198,7 +198,7 @@ class FlinkCluster:
         # A killed TaskManager stays listed until declared lost: wait for a new registration
         # (its RPC address changes), not just for the id. A TaskManager registers first and
         # reports its slots after, so it is ready once all its slots are registered too.
-        before = self.taskmanager_addresses()
+        before = {rid: address for rid, (address, _) in self.taskmanager_slots().items()}
         procs = {n: self._spawn(f"taskmanager-{n}", [str(self.home / "bin" / "taskmanager.sh"), "start-foreground",
                                                      "-D", f"taskmanager.resource-id={self.resource_id(n)}"])
                  for n in numbers if not self.pid(f"taskmanager-{n}")}
@@ -283,14 +283,8 @@ class FlinkCluster:
         return self.rest("/overview")
 
     def registered_taskmanagers(self) -> list[str]:
-        try:
-            return [tm["id"] for tm in self.rest("/taskmanagers")["taskmanagers"]]
-        except (OSError, ValueError):
-            return []
-
-    def taskmanager_addresses(self) -> dict[str, str]:
-        """Registered TaskManagers: resource id -> RPC address."""
-        return {rid: address for rid, (address, _) in self.taskmanager_slots().items()}
+        """Resource ids of the registered TaskManagers, in the REST API's order."""
+        return list(self.taskmanager_slots())
 
     def taskmanager_slots(self) -> dict[str, tuple[str, int]]:
         """Registered TaskManagers: resource id -> (RPC address, slots registered so far)."""

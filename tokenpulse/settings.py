@@ -274,8 +274,9 @@ class StreamJobSettings(BaseSettings):
     model_config = _config("STREAM")
     parallelism: int = Field(default=2, ge=1)
     # Flink's pipeline.object-reuse for the cost job: chained operators hand rows on instead of
-    # deep-copying each one (bench/README.md, "Several spans per Kafka record"). Off until
-    # measured in the whole pipeline.
+    # deep-copying each one (bench/README.md, "Several spans per Kafka record"). Off: in the
+    # whole pipeline its gain was inside the noise, and no Java function has yet been checked
+    # for keeping an input row after it returns.
     object_reuse: bool = False
     # Bounded out-of-orderness: how long after a span's end we still count it on time.
     # OTel SDKs batch spans for seconds (BatchSpanProcessor defaults to 5 s), so keep this
