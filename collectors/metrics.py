@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tokenpulse.core.kafka_writer import STUCK_AFTER_S
+
 from .edge_buffer import BufferStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -146,7 +148,7 @@ class CollectorMetrics:
             self._ingests = tuple(ingests)
 
     def render(self, *, in_flight: int, max_in_flight: int | None, board_version: int | None = None,
-               open_sessions: int | None = None) -> str:
+               open_sessions: int | None = None, producer_rebuilds: int | None = None) -> str:
         with self._lock:
             spans, requests = Counter(self._spans), Counter(self._requests)
             dead, failures, busy = Counter(self._dead_letters), Counter(self._write_failures), Counter(self._busy)
@@ -181,6 +183,10 @@ class CollectorMetrics:
         lines += family("tokenpulse_collector_tls_handshake_failures_total", "counter",
                         "HTTP connections closed because the TLS handshake failed (e.g. plain HTTP).",
                         [({}, tls_failures)])
+        if producer_rebuilds is not None:
+            lines += family("tokenpulse_collector_kafka_producer_rebuilds_total", "counter",
+                            "Kafka producers replaced because a broker was reachable but nothing was "
+                            f"acknowledged for {STUCK_AFTER_S:.0f} s (a wedged librdkafka producer).", [({}, producer_rebuilds)])
         if board_version is not None:
             lines += family("tokenpulse_collector_breaker_board_version", "gauge",
                             "Version of the circuit breaker board (changes with every stop or resolve).",

@@ -298,4 +298,5 @@ def metrics_text(receiver: TraceReceiver, board: BreakerBoard | None) -> str:
         # Summed over tenants: /metrics needs no key, so it names no tenant.
         open_sessions = sum(len(board.snapshot(t.id)[1]) for t in receiver.tenants.tenants)
     return receiver.metrics.render(in_flight=receiver.limit.in_flight, max_in_flight=receiver.limit.capacity,
-                                   board_version=version, open_sessions=open_sessions)
+                                   board_version=version, open_sessions=open_sessions,
+                                   producer_rebuilds=getattr(receiver.writer, "rebuilds", None))

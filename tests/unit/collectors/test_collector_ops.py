@@ -151,6 +151,7 @@ def test_metrics_count_spans_requests_dead_letters_and_failures(http_server, grp
     with pytest.raises(WriteFailed):
         FailureCountingWriter(SimpleNamespace(write=_fail), metrics, "kafka").write([], [])
 
+    writer.rebuilds = 2  # what SpanWriter counts when it replaced a wedged producer
     m = scrape(port)
     for transport in ("http", "grpc"):
         assert m[f'tokenpulse_collector_spans_total{{transport="{transport}",outcome="accepted"}}'] == 1
@@ -169,6 +170,7 @@ def test_metrics_count_spans_requests_dead_letters_and_failures(http_server, grp
     assert m["tokenpulse_collector_inflight_requests"] == 0
     assert m["tokenpulse_collector_max_inflight_requests"] == 8
     assert m["tokenpulse_collector_breaker_board_version"] == 7
+    assert m["tokenpulse_collector_kafka_producer_rebuilds_total"] == 2
     assert m["tokenpulse_collector_breaker_open_sessions"] == 0
     # /health keeps its fields and gains the in-flight ones.
     health = json.loads(get(port, "/health"))
