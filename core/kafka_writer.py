@@ -57,18 +57,15 @@ class WriteFailed(RuntimeError):
 class _Acks:
     """One write's outstanding records; librdkafka calls it once per record from the poller."""
 
-    def __init__(self, expected: int, on_delivered: Callable[[], None]) -> None:
+    def __init__(self, expected: int) -> None:
         self.pending, self.errors = expected, list[str]()
         self.done = threading.Condition()
-        self._on_delivered = on_delivered
 
     def __call__(self, err: object, _msg: object) -> None:
         with self.done:
             self.pending -= 1
             if err is not None:
                 self.errors.append(str(err))
-            else:
-                self._on_delivered()
             if self.pending <= 0:
                 self.done.notify_all()
 
@@ -96,15 +93,14 @@ def producer_config(kafka: KafkaSettings, client_id: str) -> dict:
     }
 
 
-def any_broker_accepts(bootstrap_servers: str, timeout_s: float = 0.5) -> bool:
+def any_broker_accepts(kafka: KafkaSettings, timeout_s: float = 0.5) -> bool:
     """Whether some bootstrap server accepts a TCP connection (the broker is up, whatever our
     producer thinks)."""
-    for server in bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
+    for address in kafka.bootstrap_addresses():
         try:
-            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            with socket.create_connection(address, timeout=timeout_s):
                 return True
-        except (OSError, ValueError):
+        except OSError:
             continue
     return False
 
@@ -116,7 +112,7 @@ class SpanWriter:
                  broker_reachable: Callable[[], bool] | None = None) -> None:
         self._config = producer_config(kafka, f"tokenpulse-{collector_id}")
         self._new_producer = new_producer
-        self._broker_reachable = broker_reachable or (lambda: any_broker_accepts(kafka.bootstrap_servers))
+        self._broker_reachable = broker_reachable or (lambda: any_broker_accepts(kafka))
         self._collector_id = collector_id
         self._timeout_s = timeout_s
         self._stuck_after_s = stuck_after_s
@@ -176,7 +172,7 @@ class SpanWriter:
         """Write (topic, key, value) records and wait for their acknowledgements."""
         if not records:
             return 0
-        acks, producer = _Acks(len(records), self._delivered), self._producer
+        acks, producer = _Acks(len(records)), self._producer
         try:
             for topic, key, value in records:
                 producer.produce(topic, value=value, key=key, on_delivery=acks)
@@ -185,7 +181,10 @@ class SpanWriter:
             raise WriteFailed(f"Kafka's local queue is full ({exc}); the broker is not taking records") from exc
         except KafkaException as exc:
             raise WriteFailed(f"Kafka refused the batch: {exc}") from exc
-        if not acks.wait(self._timeout_s):
+        all_acked = acks.wait(self._timeout_s)
+        if len(acks.errors) < len(records) - acks.pending:  # some record got through: the producer works
+            self._delivered()
+        if not all_acked:
             # the queued records may still land later: the sender's retry is deduplicated downstream
             failure = f"Kafka did not acknowledge {acks.pending} of {len(records)} records in {self._timeout_s:.1f} s"
             self._failed(failure)

@@ -110,6 +110,14 @@ class KafkaSettings(BaseSettings):
     stream_producer_batch_bytes: int = Field(default=16 * 1024, ge=16 * 1024, le=8 * 1024 * 1024)
     stream_compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = "none"
 
+    def bootstrap_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of every bootstrap server, in order (a bare ":port" means 127.0.0.1)."""
+        out = []
+        for server in self.bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            out.append((host.strip("[]") or "127.0.0.1", int(port)))
+        return out
+
     def client_options(self) -> dict:
         """kafka-python keyword arguments shared by producers, consumers and admin."""
         opts: dict = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": self.security_protocol}

@@ -109,9 +109,7 @@ class Stack:
         return out
 
     def _kafka_host_port(self) -> tuple[str, int]:
-        first = self.settings.kafka.bootstrap_servers.split(",")[0]
-        host, _, port = first.rpartition(":")
-        return host or "127.0.0.1", int(port)
+        return self.settings.kafka.bootstrap_addresses()[0]
 
     def _kafka_command(self) -> list[str]:
         k = self.settings.kafka

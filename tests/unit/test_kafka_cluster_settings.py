@@ -35,3 +35,8 @@ def test_min_isr_above_replication_factor_is_refused():
     assert KafkaSettings().replication_factor == 1  # the single-node stack
     with pytest.raises(ValidationError, match="no acks=all write could ever succeed"):
         KafkaSettings(replication_factor=1, min_insync_replicas=2)
+
+
+def test_bootstrap_addresses_are_every_server_in_order_with_the_local_host_for_a_bare_port():
+    kafka = KafkaSettings(bootstrap_servers="broker-1:9092, [::1]:9093,:9094")
+    assert kafka.bootstrap_addresses() == [("broker-1", 9092), ("::1", 9093), ("127.0.0.1", 9094)]
