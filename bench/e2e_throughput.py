@@ -315,6 +315,7 @@ def main() -> None:
         stack.down()
     result = {**bench_results.run_info(), **vars(args),
               "producer_batch_bytes": settings.kafka.producer_batch_bytes,
+              "stream_object_reuse": settings.stream.object_reuse,
               "warm_up_seconds": warm_s, "raw_kafka": kafka, "end_to_end": e2e, "pss_mib": memory,
               "ratio_e2e_to_raw_produce": e2e["e2e_raw_rows_per_s"] / kafka["produce_per_s"],
               "ratio_e2e_to_java_produce": e2e["e2e_raw_rows_per_s"] / kafka["java_produce_per_s"]}

@@ -42,11 +42,13 @@ def children_first(setup: str, duplicate: bool = True) -> tuple[list[dict], dict
     return records, doc
 
 
-def assemble(tmp_path: Path, records: list[dict]) -> list[dict]:
+def assemble(tmp_path: Path, records: list[dict], object_reuse: bool = True) -> list[dict]:
+    """The assembler's output rows for `records`, with the cost job's object reuse by default."""
     source = tmp_path / "raw.json"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     t_env.get_config().set("parallelism.default", "1")
+    t_env.get_config().set("pipeline.object-reuse", "true" if object_reuse else "false")
     t_env.get_config().set("pipeline.jars", udf_jar(PathSettings()).resolve().as_uri())
     t_env.execute_sql(f"CREATE TEMPORARY FUNCTION assemble AS '{ASSEMBLER_CLASS}' LANGUAGE JAVA")
     t_env.execute_sql(f"""
@@ -102,6 +104,20 @@ def test_each_provider_call_once_and_attributed_to_its_agent(tmp_path, setup):
     # the agent's tool spans come through as context records, attributed too
     tools = [r for r in out if r["record"] == "context" and r["operation"] == "execute_tool"]
     assert tools and all(attributed[t["span_id"]][0] for t in tools)
+
+
+def test_object_reuse_changes_nothing_the_assembler_emits(tmp_path):
+    """The cost job runs with pipeline.object-reuse (chained operators hand rows on without a
+    copy): the assembler must emit the same rows, in the same order, as with a copy per row. The
+    fixture has a duplicate delivery, twins of two senders and parents that arrive after their
+    children (attribution records with revisions)."""
+    records, _ = children_first("openllmetry-anthropic")
+    (tmp_path / "copied").mkdir()
+    (tmp_path / "reused").mkdir()
+    copied = assemble(tmp_path / "copied", records, object_reuse=False)
+    reused = assemble(tmp_path / "reused", records, object_reuse=True)
+    assert any(r["record"] == "attribution" for r in copied)
+    assert reused == copied
 
 
 def test_twins_keep_the_preferred_sender(tmp_path):

@@ -22,7 +22,7 @@ class RecordingTableEnvironment:
         return self.config
 
 
-@pytest.mark.parametrize(("env", "expected"), [(None, "false"), ("true", "true"), ("false", "false")])
+@pytest.mark.parametrize(("env", "expected"), [(None, "true"), ("true", "true"), ("false", "false")])
 def test_object_reuse_follows_the_setting(monkeypatch, env, expected):
     if env is None:
         monkeypatch.delenv("TOKENPULSE_STREAM_OBJECT_REUSE", raising=False)
