@@ -2,7 +2,7 @@
 
     python bench/alert_latency.py [--runs 60] [--repeats 5]
 
-Starts its own stack under .state/bench-alerts on ports 39092/39093/34318/38124 (so it does
+Starts its own stack under .state/bench-alerts on ports 38092/38093/38317/38318/38124 (so it does
 not collide with `tokenpulse up`), with a local webhook receiver as the only hook. Each run
 is a fresh agent session that makes the same call `--repeats` times; the last one completes
 the repetition rule's evidence. We time, per run:
@@ -31,9 +31,10 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 STATE = REPO / ".state" / "bench-alerts"
 ENV = {
     "TOKENPULSE_PATHS_STATE_DIR": str(STATE),
-    "TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:39092",
-    "TOKENPULSE_KAFKA_CONTROLLER_PORT": "39093",
-    "TOKENPULSE_COLLECTOR_PORT": "34318",
+    "TOKENPULSE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:38092",
+    "TOKENPULSE_KAFKA_CONTROLLER_PORT": "38093",
+    "TOKENPULSE_COLLECTOR_PORT": "38318",
+    "TOKENPULSE_COLLECTOR_GRPC_PORT": "38317",
     "TOKENPULSE_LOADER_QUERY_PORT": "38124",
     "TOKENPULSE_DETECTOR_DETECTORS_FILE": str(STATE / "detectors.yaml"),
     "TOKENPULSE_ALERTS_HOOKS_FILE": str(STATE / "hooks.yaml"),

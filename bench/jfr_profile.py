@@ -153,7 +153,14 @@ def part_of(stack: list[str]) -> str:
 # Inclusive views: samples with such a frame anywhere on the stack (the operator and all it
 # calls: its state, JSON, decimals), what the operator costs as a whole.
 INCLUSIVE = {"trace assembly (TraceAssembler PTF), inclusive": ("dev.tokenpulse.flink.trace.",),
-             "price lookup (Java UDF), inclusive": ("dev.tokenpulse.flink.PriceLookup", "dev.tokenpulse.flink.CatalogModel")}
+             "price lookup (Java UDF), inclusive": ("dev.tokenpulse.flink.PriceLookup", "dev.tokenpulse.flink.CatalogModel"),
+             # Deep copies of rows between chained operators (what pipeline.object-reuse removes)
+             # and of strings/decimals handed to more than one output.
+             "row, string and decimal copies, inclusive": (
+                 "org.apache.flink.table.runtime.typeutils.RowDataSerializer.copy",
+                 "org.apache.flink.table.runtime.typeutils.StringDataSerializer.copy",
+                 "org.apache.flink.table.runtime.typeutils.DecimalDataSerializer.copy",
+                 "org.apache.flink.table.data.DecimalData.copy")}
 
 
 def summarize(recording: Path, top: int = 25) -> dict:
