@@ -60,14 +60,11 @@ def span_fields() -> list[tuple[str, str]]:
     return [tuple(field.strip().split(" ", 1)) for field in re.split(r",\s*", SPAN_COLUMNS.strip())]
 
 
-def flink_read(topic: str, batch: int, decode_only: bool = False, object_reuse: bool = False) -> dict:
-    """Read `topic` to its end once (one span per record, or arrays of spans unnested) into a
-    blackhole sink; return this process tree's CPU seconds and the wall time of the job."""
+def read_job_env(settings: Settings, object_reuse: bool, extra_jars: tuple[Path, ...] = ()):
+    """A streaming TableEnvironment for a read benchmark: parallelism 1, the Kafka connector
+    (and `extra_jars`, e.g. a format) on the job's class path."""
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    from tokenpulse.stream_jobs.job_runtime import kafka_options
-
-    settings = Settings()
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     cfg = t_env.get_config()
     cfg.set("parallelism.default", "1")
@@ -75,7 +72,27 @@ def flink_read(topic: str, batch: int, decode_only: bool = False, object_reuse: 
     # a row that still references its whole batch.
     cfg.set("pipeline.object-reuse", "true" if object_reuse else "false")
     jar = next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))))
-    cfg.set("pipeline.jars", jar.resolve().as_uri())
+    cfg.set("pipeline.jars", ";".join(j.resolve().as_uri() for j in (jar, *extra_jars)))
+    return t_env
+
+
+def child_result(script: str, topic: str, args: list[str]) -> dict:
+    """Run `script --flink-read topic *args` in a child process (its CPU is the child's process
+    tree) and return the JSON of its last output line."""
+    out = subprocess.run([sys.executable, script, "--flink-read", topic, *args],
+                         capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise SystemExit(f"the Flink read of {topic} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def flink_read(topic: str, batch: int, decode_only: bool = False, object_reuse: bool = False) -> dict:
+    """Read `topic` to its end once (one span per record, or arrays of spans unnested) into a
+    blackhole sink; return this process tree's CPU seconds and the wall time of the job."""
+    from tokenpulse.stream_jobs.job_runtime import kafka_options
+
+    settings = Settings()
+    t_env = read_job_env(settings, object_reuse)
     fields = span_fields()
     columns = ", ".join(f"{name} {kind}" for name, kind in fields)
     names = ", ".join(name for name, _ in fields)
@@ -98,12 +115,8 @@ CREATE TEMPORARY TABLE spans_in ({schema}) WITH ({kafka_options(settings, 'sourc
 
 
 def flink_child(topic: str, batch: int, decode_only: bool = False, object_reuse: bool = False) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--flink-read", topic, "--batch-of", str(batch),
-                          *(["--decode-only"] if decode_only else []), *(["--object-reuse"] if object_reuse else [])],
-                         capture_output=True, text=True, timeout=900)
-    if out.returncode != 0:
-        raise SystemExit(f"the Flink read of {topic} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return child_result(__file__, topic, ["--batch-of", str(batch), *(["--decode-only"] if decode_only else []),
+                                          *(["--object-reuse"] if object_reuse else [])])
 
 
 # --- the Kafka side ---------------------------------------------------------------------------

@@ -30,7 +30,6 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -67,17 +66,10 @@ def avro_schema() -> dict:
 
 # --- the Flink side (run in a child process: its CPU is the child's process tree) -------------
 def flink_read(topic: str, fmt: str, object_reuse: bool) -> dict:
-    from pyflink.table import EnvironmentSettings, TableEnvironment
-
     from tokenpulse.stream_jobs.job_runtime import kafka_options
 
     settings = Settings()
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-    cfg = t_env.get_config()
-    cfg.set("parallelism.default", "1")
-    cfg.set("pipeline.object-reuse", "true" if object_reuse else "false")
-    jar = next(iter(sorted(settings.paths.flink_jars.glob("flink-sql-connector-kafka-*.jar"))))
-    cfg.set("pipeline.jars", ";".join(j.resolve().as_uri() for j in (jar, AVRO_JAR)))
+    t_env = batched_records.read_job_env(settings, object_reuse, extra_jars=(AVRO_JAR,))
     columns = ", ".join(f"{name} {kind}" for name, kind in batched_records.span_fields())
     format_options = ("'format' = 'json', 'json.fail-on-missing-field' = 'false', 'json.ignore-parse-errors' = 'false'"
                       if fmt == "json" else "'format' = 'avro'")
@@ -92,12 +84,7 @@ CREATE TEMPORARY TABLE spans_in ({columns}) WITH ({kafka_options(settings, 'sour
 
 
 def flink_child(topic: str, fmt: str, object_reuse: bool) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--flink-read", topic, "--format", fmt,
-                          *(["--object-reuse"] if object_reuse else [])],
-                         capture_output=True, text=True, timeout=900)
-    if out.returncode != 0:
-        raise SystemExit(f"the Flink read of {topic} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return batched_records.child_result(__file__, topic, ["--format", fmt, *(["--object-reuse"] if object_reuse else [])])
 
 
 # --- the collector side -----------------------------------------------------------------------
