@@ -111,10 +111,13 @@ class KafkaSettings(BaseSettings):
     stream_compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = "none"
 
     def bootstrap_addresses(self) -> list[tuple[str, int]]:
-        """(host, port) of every bootstrap server, in order (a bare ":port" means 127.0.0.1)."""
+        """(host, port) of every bootstrap server, in order (a bare ":port" means 127.0.0.1; a
+        host without a port means Kafka's 9092, as the Kafka clients read it)."""
         out = []
         for server in self.bootstrap_servers.split(","):
-            host, _, port = server.strip().rpartition(":")
+            host, sep, port = server.strip().rpartition(":")
+            if not (sep and port.isdigit()):  # "broker", "[::1]": no port given
+                host, port = server.strip(), "9092"
             out.append((host.strip("[]") or "127.0.0.1", int(port)))
         return out
 

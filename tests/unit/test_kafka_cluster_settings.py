@@ -40,3 +40,10 @@ def test_min_isr_above_replication_factor_is_refused():
 def test_bootstrap_addresses_are_every_server_in_order_with_the_local_host_for_a_bare_port():
     kafka = KafkaSettings(bootstrap_servers="broker-1:9092, [::1]:9093,:9094")
     assert kafka.bootstrap_addresses() == [("broker-1", 9092), ("::1", 9093), ("127.0.0.1", 9094)]
+
+
+def test_a_bootstrap_server_without_a_port_is_on_kafkas_default_port():
+    # librdkafka and the Java client accept "broker"; the writer's reachability probe must not
+    # fail on it (it used to raise ValueError out of a failing write)
+    kafka = KafkaSettings(bootstrap_servers="broker-1,[::1]")
+    assert kafka.bootstrap_addresses() == [("broker-1", 9092), ("::1", 9092)]
